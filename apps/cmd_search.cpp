@@ -1,0 +1,98 @@
+#include <cstdio>
+
+#include "commands.h"
+#include "search/run_files.h"
+#include "search/searcher.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace datanas::cli {
+
+Command add_search(CLI::App& app) {
+  auto o = std::make_shared<SearchOptions>();
+  auto granularity = std::make_shared<std::string>("node");
+  auto parametrisation = std::make_shared<std::string>("softmax");
+  auto weights = std::make_shared<std::string>("normalised");
+  auto resume = std::make_shared<bool>(false);
+  app.add_option("--dataset", o->dataset, "fashion-mnist | mnist | cifar10 | cifar100")
+      ->capture_default_str();
+  app.add_option("--data", o->data_dir, "data set folder (default: the data set's usual place)");
+  app.add_option("--out", o->out, "run folder for every output")->capture_default_str();
+  app.add_option("--limit", o->limit, "training images used, split into train/validation (0 = all)")
+      ->capture_default_str();
+  app.add_option("--train-portion", o->train_portion, "share of the images in the training half")
+      ->capture_default_str();
+  app.add_option("--sampler", o->sampler.name, "egs | gdas (EGS with M=1) | darts (softmax)")
+      ->capture_default_str();
+  app.add_option("--M", o->sampler.M, "EGS draws per decision")->capture_default_str();
+  app.add_option("--granularity", *granularity, "edge | node (the extended cell space)")
+      ->capture_default_str();
+  app.add_option("--parametrisation", *parametrisation, "softmax | relu")->capture_default_str();
+  app.add_option("--weights", *weights, "normalised (b/sum b) | plain-sum (b)")
+      ->capture_default_str();
+  app.add_option("--tau-max", o->sampler.tau_max, "initial temperature")->capture_default_str();
+  app.add_option("--tau-min", o->sampler.tau_min, "final temperature")->capture_default_str();
+  app.add_option("--adc-lambda", o->adc_lambda, "ADC weight (0 = off)")->capture_default_str();
+  app.add_option("--mode", o->mode, "first-order | single-level")->capture_default_str();
+  app.add_option("--epochs", o->epochs, "search epochs")->capture_default_str();
+  app.add_option("--batch-size", o->batch_size, "mini-batch size")->capture_default_str();
+  app.add_option("--init-channels", o->net.init_channels, "channels of the first cells")
+      ->capture_default_str();
+  app.add_option("--layers", o->net.layers, "cells in the supernet")->capture_default_str();
+  app.add_option("--nodes", o->net.nodes, "intermediate nodes per cell")->capture_default_str();
+  app.add_option("--multiplier", o->net.multiplier, "nodes concatenated into the cell output")
+      ->capture_default_str();
+  app.add_option("--stem-multiplier", o->net.stem_multiplier, "stem width / init channels")
+      ->capture_default_str();
+  app.add_option("--lr", o->lr, "weight learning rate (cosine-annealed)")->capture_default_str();
+  app.add_option("--lr-min", o->lr_min, "final weight learning rate")->capture_default_str();
+  app.add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
+  app.add_option("--weight-decay", o->weight_decay, "SGD weight decay")->capture_default_str();
+  app.add_option("--grad-clip", o->grad_clip, "weight gradient norm clip")->capture_default_str();
+  app.add_option("--arch-lr", o->arch_lr, "Adam learning rate of alpha")->capture_default_str();
+  app.add_option("--arch-weight-decay", o->arch_weight_decay, "Adam weight decay of alpha")
+      ->capture_default_str();
+  app.add_option("--gap-batches", o->gap_batches, "validation batches per gap measurement (0 = all)")
+      ->capture_default_str();
+  app.add_option("--bn-recalibration-batches", o->bn_recalibration_batches,
+                 "training batches that recalibrate BN for derived_acc (0 = raw only)")
+      ->capture_default_str();
+  app.add_option("--exec", o->exec, "fast (only what the code needs) | dense (all ops)")
+      ->capture_default_str();
+  app.add_option("--seed", o->seed, "seed of weights, alphas, data order and sampling")
+      ->capture_default_str();
+  app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
+  CLI::Option* epochs_flag = app.get_option("--epochs");
+  app.add_flag("--resume", *resume, "continue the run in --out from its checkpoint");
+
+  return [=]() {
+    SearchOptions options = *o;
+    if (*resume) {
+      // The run's own config decides; only --epochs may extend it.
+      const std::string config = run_file(o->out, "config.json");
+      if (!file_exists(config)) throw Error(config + ": no run to resume (config.json missing)");
+      options = search_options_from_json(read_json_file(config), config);
+      options.out = o->out;
+      if (epochs_flag->count()) options.epochs = o->epochs;
+    } else {
+      options.sampler.granularity = parse_granularity(*granularity);
+      options.sampler.parametrisation = parse_parametrisation(*parametrisation);
+      if (*weights != "normalised" && *weights != "plain-sum")
+        throw Error("--weights: expected normalised or plain-sum, got '" + *weights + "'");
+      options.sampler.plain_sum = *weights == "plain-sum";
+    }
+    SearchResult result = run_search(options, *resume);
+    const auto& last = result.last_epoch;
+    std::printf("derived architecture (%s):\n%s\n", options.sampler.name.c_str(),
+                genotype_to_json(result.genotype).c_str());
+    std::printf("validation accuracy: search %.2f%%, derived %.2f%% (raw BN %.2f%%), gap %.2f points\n",
+                100 * last["search_acc"].get<double>(), 100 * last["derived_acc"].get<double>(),
+                100 * last["derived_acc_raw"].get<double>(), 100 * last["gap"].get<double>());
+    std::printf("outputs: %s/{genotype.json,log.jsonl,alphas.json,config.json,checkpoint.pt}\n",
+                options.out.c_str());
+    return 0;
+  };
+}
+
+}  // namespace datanas::cli

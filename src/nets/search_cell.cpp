@@ -1,0 +1,83 @@
+#include "nets/search_cell.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include "space/op_blocks.h"
+#include "space/ops.h"
+
+namespace datanas {
+
+MixedOpImpl::MixedOpImpl(int64_t channels, int64_t stride) {
+  const auto& names = cnn_op_names();
+  for (size_t k = 0; k < names.size(); ++k) {
+    ops_.push_back(make_cnn_op(names[k], channels, stride, /*affine=*/false, /*pool_bn=*/true));
+    register_module(names[k], ops_.back().ptr());
+  }
+}
+
+at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row,
+                                const uint8_t* selected, ExecMode mode) {
+  at::Tensor sum;
+  auto accumulate = [&](const at::Tensor& term) { sum = sum.defined() ? sum + term : term; };
+  for (size_t k = 0; k < ops_.size(); ++k) {
+    if (mode == ExecMode::kDense) {
+      accumulate(row[k] * ops_[k].forward(x));
+      continue;
+    }
+    // `none` outputs zeros: it adds nothing to the output nor to any gradient.
+    if (static_cast<int>(k) == kNoneOp) continue;
+    if (selected[k]) {
+      accumulate(row[k] * ops_[k].forward(x));
+    } else if (mode == ExecMode::kArchitecture) {
+      at::Tensor value;
+      {
+        at::NoGradGuard no_grad;
+        value = ops_[k].forward(x);
+      }
+      accumulate(row[k] * value);
+    }
+  }
+  if (!sum.defined()) {  // nothing selected on this edge: its output is zero
+    sum = ops_[kNoneOp].forward(x) * row[kNoneOp];
+  }
+  return sum;
+}
+
+SearchCellImpl::SearchCellImpl(const SearchCellOptions& o) : options_(o) {
+  if (o.reduction_prev) {
+    preprocess0_ = torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, false));
+  } else {
+    preprocess0_ = torch::nn::AnyModule(ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, false));
+  }
+  preprocess1_ = torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, false));
+  register_module("preprocess0", preprocess0_.ptr());
+  register_module("preprocess1", preprocess1_.ptr());
+  for (int node = 0; node < o.space.nodes; ++node) {
+    for (int input = 0; input < CellSpace::inputs(node); ++input) {
+      const int64_t stride = o.reduction && input < 2 ? 2 : 1;
+      edges_.push_back(register_module("edge" + std::to_string(edges_.size()),
+                                       MixedOp(o.channels, stride)));
+    }
+  }
+}
+
+at::Tensor SearchCellImpl::forward(const at::Tensor& s0, const at::Tensor& s1,
+                                   const CellWeights& weights, ExecMode mode) {
+  const int ops = options_.space.ops;
+  std::vector<at::Tensor> states = {preprocess0_.forward(s0), preprocess1_.forward(s1)};
+  for (int node = 0; node < options_.space.nodes; ++node) {
+    at::Tensor node_sum;
+    for (int input = 0; input < CellSpace::inputs(node); ++input) {
+      const int e = CellSpace::edge(node, input);
+      at::Tensor out = edges_[e]->forward(states[input], weights.weights[e],
+                                          weights.selected.data() + e * ops, mode);
+      node_sum = node_sum.defined() ? node_sum + out : out;
+    }
+    states.push_back(node_sum);
+  }
+  std::vector<at::Tensor> concat(states.end() - options_.multiplier, states.end());
+  return at::cat(concat, 1);
+}
+
+}  // namespace datanas

@@ -1,0 +1,60 @@
+#include "nets/supernet.h"
+
+#include <ATen/ATen.h>
+
+#include "util/error.h"
+
+namespace datanas {
+namespace nn = torch::nn;
+
+bool is_reduction_layer(int layer, int layers) {
+  return layer == layers / 3 || layer == 2 * layers / 3;
+}
+
+SupernetImpl::SupernetImpl(const SupernetOptions& o) : options_(o) {
+  if (o.input_channels < 1) throw Error("supernet: input channels must be >= 1");
+  if (o.init_channels < 2) throw Error("--init-channels: expected >= 2");
+  if (o.layers < 3) throw Error("--layers: expected >= 3 (two reduction cells and a normal one)");
+  if (o.nodes < 1 || o.multiplier < 1 || o.multiplier > o.nodes)
+    throw Error("supernet: multiplier must be in 1..nodes");
+  const int64_t stem_channels = o.stem_multiplier * o.init_channels;
+  stem_conv_ = register_module(
+      "stem_conv",
+      nn::Conv2d(nn::Conv2dOptions(o.input_channels, stem_channels, 3).padding(1).bias(false)));
+  stem_bn_ = register_module("stem_bn", nn::BatchNorm2d(stem_channels));
+
+  int64_t prev_prev = stem_channels, prev = stem_channels, channels = o.init_channels;
+  bool reduction_prev = false;
+  for (int layer = 0; layer < o.layers; ++layer) {
+    const bool reduction = is_reduction_layer(layer, o.layers);
+    if (reduction) channels *= 2;
+    SearchCellOptions cell;
+    cell.space = CellSpace{o.nodes, 8};
+    cell.channels_prev_prev = prev_prev;
+    cell.channels_prev = prev;
+    cell.channels = channels;
+    cell.multiplier = o.multiplier;
+    cell.reduction = reduction;
+    cell.reduction_prev = reduction_prev;
+    cells_.push_back(register_module("cell" + std::to_string(layer), SearchCell(cell)));
+    reduction_prev = reduction;
+    prev_prev = prev;
+    prev = o.multiplier * channels;
+  }
+  classifier_ = register_module("classifier", nn::Linear(prev, o.classes));
+}
+
+at::Tensor SupernetImpl::forward(const at::Tensor& images, const CellWeights& normal,
+                                 const CellWeights& reduce, ExecMode mode) {
+  at::Tensor s0 = stem_bn_(stem_conv_(images));
+  at::Tensor s1 = s0;
+  for (auto& cell : cells_) {
+    at::Tensor next = cell->forward(s0, s1, cell->reduction() ? reduce : normal, mode);
+    s0 = s1;
+    s1 = next;
+  }
+  at::Tensor pooled = at::adaptive_avg_pool2d(s1, {1, 1}).flatten(1);
+  return classifier_(pooled);
+}
+
+}  // namespace datanas

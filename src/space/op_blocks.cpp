@@ -1,0 +1,79 @@
+#include "space/op_blocks.h"
+
+#include <ATen/ATen.h>
+
+namespace datanas {
+namespace nn = torch::nn;
+
+nn::BatchNorm2d make_batch_norm(int64_t channels, bool affine) {
+  return nn::BatchNorm2d(nn::BatchNormOptions(channels).affine(affine));
+}
+
+static nn::Conv2d make_conv(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
+                            int64_t padding, int64_t dilation = 1, int64_t groups = 1) {
+  return nn::Conv2d(nn::Conv2dOptions(c_in, c_out, kernel)
+                        .stride(stride)
+                        .padding(padding)
+                        .dilation(dilation)
+                        .groups(groups)
+                        .bias(false));
+}
+
+ReLUConvBNImpl::ReLUConvBNImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
+                               int64_t padding, bool affine)
+    : conv_(register_module("conv", make_conv(c_in, c_out, kernel, stride, padding))),
+      bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
+
+at::Tensor ReLUConvBNImpl::forward(const at::Tensor& x) { return bn_(conv_(at::relu(x))); }
+
+DilConvImpl::DilConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
+                         int64_t padding, int64_t dilation, bool affine)
+    : depthwise_(register_module(
+          "depthwise", make_conv(c_in, c_in, kernel, stride, padding, dilation, c_in))),
+      pointwise_(register_module("pointwise", make_conv(c_in, c_out, 1, 1, 0))),
+      bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
+
+at::Tensor DilConvImpl::forward(const at::Tensor& x) {
+  return bn_(pointwise_(depthwise_(at::relu(x))));
+}
+
+SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
+                         int64_t padding, bool affine)
+    : first_(register_module("first", DilConv(c_in, c_in, kernel, stride, padding, 1, affine))),
+      second_(register_module("second", DilConv(c_in, c_out, kernel, 1, padding, 1, affine))) {}
+
+at::Tensor SepConvImpl::forward(const at::Tensor& x) { return second_(first_(x)); }
+
+FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine)
+    : even_(register_module("even", make_conv(c_in, c_out / 2, 1, 2, 0))),
+      odd_(register_module("odd", make_conv(c_in, c_out - c_out / 2, 1, 2, 0))),
+      bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
+
+at::Tensor FactorizedReduceImpl::forward(const at::Tensor& x) {
+  at::Tensor activated = at::relu(x);
+  // The shifted grid starts at (1, 1); pad bottom/right by one so it covers as many pixels as
+  // the even grid on odd sizes too.
+  at::Tensor shifted = at::constant_pad_nd(activated, {0, 1, 0, 1}, 0)
+                           .slice(2, 1)
+                           .slice(3, 1);
+  return bn_(at::cat({even_(activated), odd_(shifted)}, 1));
+}
+
+PoolImpl::PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn)
+    : max_(max), stride_(stride) {
+  if (with_bn) bn_ = register_module("bn", make_batch_norm(channels, false));
+}
+
+at::Tensor PoolImpl::forward(const at::Tensor& x) {
+  at::Tensor y = max_ ? at::max_pool2d(x, {3, 3}, {stride_, stride_}, {1, 1})
+                      : at::avg_pool2d(x, {3, 3}, {stride_, stride_}, {1, 1},
+                                       /*ceil_mode=*/false, /*count_include_pad=*/false);
+  return bn_ ? bn_(y) : y;
+}
+
+at::Tensor ZeroImpl::forward(const at::Tensor& x) {
+  if (stride_ == 1) return at::zeros_like(x);
+  return at::zeros_like(x.slice(2, 0, c10::nullopt, stride_).slice(3, 0, c10::nullopt, stride_));
+}
+
+}  // namespace datanas

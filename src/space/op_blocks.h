@@ -1,0 +1,94 @@
+// The building blocks behind the op registry (DARTS operations.py in C++ frontend style).
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/any.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/pimpl.h>
+
+namespace datanas {
+
+// ReLU -> conv(k, stride) -> BN. Used to preprocess cell inputs.
+class ReLUConvBNImpl : public torch::nn::Module {
+ public:
+  ReLUConvBNImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride, int64_t padding,
+                 bool affine);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  torch::nn::Conv2d conv_{nullptr};
+  torch::nn::BatchNorm2d bn_{nullptr};
+};
+TORCH_MODULE(ReLUConvBN);
+
+// ReLU -> depthwise conv(k, stride, dilation) -> pointwise conv -> BN.
+class DilConvImpl : public torch::nn::Module {
+ public:
+  DilConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride, int64_t padding,
+              int64_t dilation, bool affine);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  torch::nn::Conv2d depthwise_{nullptr}, pointwise_{nullptr};
+  torch::nn::BatchNorm2d bn_{nullptr};
+};
+TORCH_MODULE(DilConv);
+
+// Two DilConvs of dilation 1: the first carries the stride, the second keeps the size.
+class SepConvImpl : public torch::nn::Module {
+ public:
+  SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride, int64_t padding,
+              bool affine);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  DilConv first_{nullptr}, second_{nullptr};
+};
+TORCH_MODULE(SepConv);
+
+// Halves the resolution without losing information: two 1x1 stride-2 convs on pixel grids
+// shifted by one, concatenated. Odd sizes are padded so both grids give the same size.
+class FactorizedReduceImpl : public torch::nn::Module {
+ public:
+  FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  torch::nn::Conv2d even_{nullptr}, odd_{nullptr};
+  torch::nn::BatchNorm2d bn_{nullptr};
+};
+TORCH_MODULE(FactorizedReduce);
+
+// 3x3 max or average pool (average excludes padding), optionally followed by BN(affine=false).
+class PoolImpl : public torch::nn::Module {
+ public:
+  PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  bool max_;
+  int64_t stride_;
+  torch::nn::BatchNorm2d bn_{nullptr};
+};
+TORCH_MODULE(Pool);
+
+class IdentityImpl : public torch::nn::Module {
+ public:
+  at::Tensor forward(const at::Tensor& x) { return x; }
+};
+TORCH_MODULE(Identity);
+
+// The `none` op: zeros of the output shape.
+class ZeroImpl : public torch::nn::Module {
+ public:
+  explicit ZeroImpl(int64_t stride) : stride_(stride) {}
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  int64_t stride_;
+};
+TORCH_MODULE(Zero);
+
+torch::nn::BatchNorm2d make_batch_norm(int64_t channels, bool affine);
+
+}  // namespace datanas
