@@ -8,16 +8,11 @@
 
 namespace datanas::cli {
 
-Command add_search(CLI::App& app) {
-  auto o = std::make_shared<SearchOptions>();
-  auto granularity = std::make_shared<std::string>("node");
-  auto parametrisation = std::make_shared<std::string>("softmax");
-  auto weights = std::make_shared<std::string>("normalised");
-  auto resume = std::make_shared<bool>(false);
+void add_search_flags(CLI::App& app, SearchFlags& f) {
+  SearchOptions* o = &f.options;
   app.add_option("--dataset", o->dataset, "fashion-mnist | mnist | cifar10 | cifar100")
       ->capture_default_str();
   app.add_option("--data", o->data_dir, "data set folder (default: the data set's usual place)");
-  app.add_option("--out", o->out, "run folder for every output")->capture_default_str();
   app.add_option("--limit", o->limit, "training images used, split into train/validation (0 = all)")
       ->capture_default_str();
   app.add_option("--train-portion", o->train_portion, "share of the images in the training half")
@@ -25,10 +20,10 @@ Command add_search(CLI::App& app) {
   app.add_option("--sampler", o->sampler.name, "egs | gdas (EGS with M=1) | darts (softmax)")
       ->capture_default_str();
   app.add_option("--M", o->sampler.M, "EGS draws per decision")->capture_default_str();
-  app.add_option("--granularity", *granularity, "edge | node (the extended cell space)")
+  app.add_option("--granularity", f.granularity, "edge | node (the extended cell space)")
       ->capture_default_str();
-  app.add_option("--parametrisation", *parametrisation, "softmax | relu")->capture_default_str();
-  app.add_option("--weights", *weights, "normalised (b/sum b) | plain-sum (b)")
+  app.add_option("--parametrisation", f.parametrisation, "softmax | relu")->capture_default_str();
+  app.add_option("--weights", f.weights, "normalised (b/sum b) | plain-sum (b)")
       ->capture_default_str();
   app.add_option("--tau-max", o->sampler.tau_max, "initial temperature")->capture_default_str();
   app.add_option("--tau-min", o->sampler.tau_min, "final temperature")->capture_default_str();
@@ -63,32 +58,48 @@ Command add_search(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
-  CLI::Option* epochs_flag = app.get_option("--epochs");
-  app.add_flag("--resume", *resume, "continue the run in --out from its checkpoint");
 
+}
+
+SearchOptions resolve_search_flags(const SearchFlags& f) {
+  SearchOptions options = f.options;
+  options.sampler.granularity = parse_granularity(f.granularity);
+  options.sampler.parametrisation = parse_parametrisation(f.parametrisation);
+  if (f.weights != "normalised" && f.weights != "plain-sum")
+    throw Error("--weights: expected normalised or plain-sum, got '" + f.weights + "'");
+  options.sampler.plain_sum = f.weights == "plain-sum";
+  return options;
+}
+
+void print_search_result(const SearchResult& result, const SearchOptions& options) {
+  const auto& last = result.last_epoch;
+  std::printf("derived architecture (%s):\n%s\n", options.sampler.name.c_str(),
+              genotype_to_json(result.genotype).c_str());
+  std::printf("validation accuracy: search %.2f%%, derived %.2f%% (raw BN %.2f%%), gap %.2f points\n",
+              100 * last["search_acc"].get<double>(), 100 * last["derived_acc"].get<double>(),
+              100 * last["derived_acc_raw"].get<double>(), 100 * last["gap"].get<double>());
+}
+
+Command add_search(CLI::App& app) {
+  auto flags = std::make_shared<SearchFlags>();
+  auto resume = std::make_shared<bool>(false);
+  add_search_flags(app, *flags);
+  app.add_option("--out", flags->options.out, "run folder for every output")->capture_default_str();
+  app.add_flag("--resume", *resume, "continue the run in --out from its checkpoint");
+  CLI::Option* epochs_flag = app.get_option("--epochs");
   return [=]() {
-    SearchOptions options = *o;
+    SearchOptions options = resolve_search_flags(*flags);
+    const SearchOptions& o = flags->options;
     if (*resume) {
       // The run's own config decides; only --epochs may extend it.
-      const std::string config = run_file(o->out, "config.json");
+      const std::string config = run_file(o.out, "config.json");
       if (!file_exists(config)) throw Error(config + ": no run to resume (config.json missing)");
       options = search_options_from_json(read_json_file(config), config);
-      options.out = o->out;
-      if (epochs_flag->count()) options.epochs = o->epochs;
-    } else {
-      options.sampler.granularity = parse_granularity(*granularity);
-      options.sampler.parametrisation = parse_parametrisation(*parametrisation);
-      if (*weights != "normalised" && *weights != "plain-sum")
-        throw Error("--weights: expected normalised or plain-sum, got '" + *weights + "'");
-      options.sampler.plain_sum = *weights == "plain-sum";
+      options.out = o.out;
+      if (epochs_flag->count()) options.epochs = o.epochs;
     }
     SearchResult result = run_search(options, *resume);
-    const auto& last = result.last_epoch;
-    std::printf("derived architecture (%s):\n%s\n", options.sampler.name.c_str(),
-                genotype_to_json(result.genotype).c_str());
-    std::printf("validation accuracy: search %.2f%%, derived %.2f%% (raw BN %.2f%%), gap %.2f points\n",
-                100 * last["search_acc"].get<double>(), 100 * last["derived_acc"].get<double>(),
-                100 * last["derived_acc_raw"].get<double>(), 100 * last["gap"].get<double>());
+    print_search_result(result, options);
     std::printf("outputs: %s/{genotype.json,log.jsonl,alphas.json,config.json,checkpoint.pt}\n",
                 options.out.c_str());
     return 0;

@@ -5,6 +5,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "search/search_options.h"
+#include "search/searcher.h"
+#include "train/train_options.h"
+
 namespace datanas::cli {
 
 using Command = std::function<int()>;
@@ -12,5 +16,24 @@ using Command = std::function<int()>;
 Command add_search(CLI::App& app);
 Command add_derive(CLI::App& app);
 Command add_sample(CLI::App& app);
+Command add_train(CLI::App& app);
+Command add_eval(CLI::App& app);
+Command add_info(CLI::App& app);
+Command add_random(CLI::App& app);
+Command add_run(CLI::App& app);
+
+// Search flags shared by `search` and `run`; the enums arrive as text and are parsed late so
+// a bad value gets the flag's own error message.
+struct SearchFlags {
+  SearchOptions options;
+  std::string granularity = "node", parametrisation = "softmax", weights = "normalised";
+};
+void add_search_flags(CLI::App& app, SearchFlags& flags);
+SearchOptions resolve_search_flags(const SearchFlags& flags);
+void print_search_result(const SearchResult& result, const SearchOptions& options);
+
+// Training flags shared by `train` and `run`, and the curves of a finished training run.
+void add_train_flags(CLI::App& app, TrainOptions& options);
+void plot_training(const std::string& out_dir);
 
 }  // namespace datanas::cli

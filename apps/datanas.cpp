@@ -20,6 +20,12 @@ int main(int argc, char** argv) {
   add("derive", "re-derive a genotype from a run's saved probabilities", datanas::cli::add_derive);
   add("sample", "draw EGS codes for one decision and print their statistics",
       datanas::cli::add_sample);
+  add("train", "train a discrete architecture from scratch", datanas::cli::add_train);
+  add("eval", "evaluate a trained model on the test set", datanas::cli::add_eval);
+  add("info", "parameters, multiply-adds and cells of an architecture", datanas::cli::add_info);
+  add("random", "draw a random architecture of the space (random-search baseline)",
+      datanas::cli::add_random);
+  add("run", "the whole pipeline: search, derive, retrain, report", datanas::cli::add_run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -68,7 +68,7 @@ CellWeights Sampler::fixed(const std::vector<GenotypeNode>& cell) const {
 }
 
 void Sampler::set_epoch(int epoch, int epochs) {
-  const double progress = epochs > 1 ? static_cast<double>(epoch) / (epochs - 1) : 1.0;
+  const double progress = epochs > 1 ? static_cast<double>(epoch) / (epochs - 1) : 0.0;
   tau_ = options_.tau_max - (options_.tau_max - options_.tau_min) * std::min(1.0, progress);
 }
 

@@ -3,106 +3,73 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/json_fields.h"
 
 namespace datanas {
 using nlohmann::json;
 
+namespace {
+
+// Every plain field of SearchOptions, once; the sampler's enums are handled beside it.
+template <typename Options, typename Fn>
+void for_each_field(Options& o, Fn&& field) {
+  field("dataset", o.dataset);
+  field("data_dir", o.data_dir);
+  field("limit", o.limit);
+  field("train_portion", o.train_portion);
+  field("init_channels", o.net.init_channels);
+  field("layers", o.net.layers);
+  field("nodes", o.net.nodes);
+  field("multiplier", o.net.multiplier);
+  field("stem_multiplier", o.net.stem_multiplier);
+  field("sampler", o.sampler.name);
+  field("M", o.sampler.M);
+  field("plain_sum", o.sampler.plain_sum);
+  field("tau_max", o.sampler.tau_max);
+  field("tau_min", o.sampler.tau_min);
+  field("adc_lambda", o.adc_lambda);
+  field("mode", o.mode);
+  field("epochs", o.epochs);
+  field("batch_size", o.batch_size);
+  field("lr", o.lr);
+  field("lr_min", o.lr_min);
+  field("momentum", o.momentum);
+  field("weight_decay", o.weight_decay);
+  field("grad_clip", o.grad_clip);
+  field("arch_lr", o.arch_lr);
+  field("arch_beta1", o.arch_beta1);
+  field("arch_beta2", o.arch_beta2);
+  field("arch_weight_decay", o.arch_weight_decay);
+  field("gap_batches", o.gap_batches);
+  field("bn_recalibration_batches", o.bn_recalibration_batches);
+  field("exec", o.exec);
+  field("seed", o.seed);
+  field("threads", o.threads);
+  field("device", o.device);
+  field("out", o.out);
+}
+
+}  // namespace
+
 json search_options_to_json(const SearchOptions& o) {
-  return json{
-      {"dataset", o.dataset},
-      {"data_dir", o.data_dir},
-      {"limit", o.limit},
-      {"train_portion", o.train_portion},
-      {"init_channels", o.net.init_channels},
-      {"layers", o.net.layers},
-      {"nodes", o.net.nodes},
-      {"multiplier", o.net.multiplier},
-      {"stem_multiplier", o.net.stem_multiplier},
-      {"sampler", o.sampler.name},
-      {"M", o.sampler.M},
-      {"granularity", granularity_name(o.sampler.granularity)},
-      {"parametrisation", parametrisation_name(o.sampler.parametrisation)},
-      {"weights", o.sampler.plain_sum ? "plain-sum" : "normalised"},
-      {"tau_max", o.sampler.tau_max},
-      {"tau_min", o.sampler.tau_min},
-      {"adc_lambda", o.adc_lambda},
-      {"mode", o.mode},
-      {"epochs", o.epochs},
-      {"batch_size", o.batch_size},
-      {"lr", o.lr},
-      {"lr_min", o.lr_min},
-      {"momentum", o.momentum},
-      {"weight_decay", o.weight_decay},
-      {"grad_clip", o.grad_clip},
-      {"arch_lr", o.arch_lr},
-      {"arch_beta1", o.arch_beta1},
-      {"arch_beta2", o.arch_beta2},
-      {"arch_weight_decay", o.arch_weight_decay},
-      {"gap_batches", o.gap_batches},
-      {"bn_recalibration_batches", o.bn_recalibration_batches},
-      {"exec", o.exec},
-      {"seed", o.seed},
-      {"threads", o.threads},
-      {"device", o.device},
-      {"out", o.out},
-  };
+  json out = json::object();
+  for_each_field(o, JsonFieldWriter{out});
+  out["granularity"] = granularity_name(o.sampler.granularity);
+  out["parametrisation"] = parametrisation_name(o.sampler.parametrisation);
+  return out;
 }
 
-template <typename T>
-static void read(const json& config, const char* key, T& value, const std::string& source) {
-  if (!config.contains(key)) return;
-  try {
-    value = config.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw Error(source + ": key '" + key + "' has the wrong type");
-  }
-}
-
-SearchOptions search_options_from_json(const json& c, const std::string& source) {
-  if (!c.is_object()) throw Error(source + ": expected a JSON object");
+SearchOptions search_options_from_json(const json& config, const std::string& source) {
+  if (!config.is_object()) throw Error(source + ": expected a JSON object");
   SearchOptions o;
-  read(c, "dataset", o.dataset, source);
-  read(c, "data_dir", o.data_dir, source);
-  read(c, "limit", o.limit, source);
-  read(c, "train_portion", o.train_portion, source);
-  read(c, "init_channels", o.net.init_channels, source);
-  read(c, "layers", o.net.layers, source);
-  read(c, "nodes", o.net.nodes, source);
-  read(c, "multiplier", o.net.multiplier, source);
-  read(c, "stem_multiplier", o.net.stem_multiplier, source);
-  read(c, "sampler", o.sampler.name, source);
-  read(c, "M", o.sampler.M, source);
+  for_each_field(o, JsonFieldReader{config, source});
   std::string granularity = granularity_name(o.sampler.granularity);
-  read(c, "granularity", granularity, source);
-  o.sampler.granularity = parse_granularity(granularity);
   std::string parametrisation = parametrisation_name(o.sampler.parametrisation);
-  read(c, "parametrisation", parametrisation, source);
+  JsonFieldReader read{config, source};
+  read("granularity", granularity);
+  read("parametrisation", parametrisation);
+  o.sampler.granularity = parse_granularity(granularity);
   o.sampler.parametrisation = parse_parametrisation(parametrisation);
-  std::string weights = "normalised";
-  read(c, "weights", weights, source);
-  o.sampler.plain_sum = weights == "plain-sum";
-  read(c, "tau_max", o.sampler.tau_max, source);
-  read(c, "tau_min", o.sampler.tau_min, source);
-  read(c, "adc_lambda", o.adc_lambda, source);
-  read(c, "mode", o.mode, source);
-  read(c, "epochs", o.epochs, source);
-  read(c, "batch_size", o.batch_size, source);
-  read(c, "lr", o.lr, source);
-  read(c, "lr_min", o.lr_min, source);
-  read(c, "momentum", o.momentum, source);
-  read(c, "weight_decay", o.weight_decay, source);
-  read(c, "grad_clip", o.grad_clip, source);
-  read(c, "arch_lr", o.arch_lr, source);
-  read(c, "arch_beta1", o.arch_beta1, source);
-  read(c, "arch_beta2", o.arch_beta2, source);
-  read(c, "arch_weight_decay", o.arch_weight_decay, source);
-  read(c, "gap_batches", o.gap_batches, source);
-  read(c, "bn_recalibration_batches", o.bn_recalibration_batches, source);
-  read(c, "exec", o.exec, source);
-  read(c, "seed", o.seed, source);
-  read(c, "threads", o.threads, source);
-  read(c, "device", o.device, source);
-  read(c, "out", o.out, source);
   return o;
 }
 

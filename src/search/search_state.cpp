@@ -17,6 +17,11 @@ SearchState make_search_state(const SearchOptions& options, const Sampler& sampl
   at::Generator generator = at::detail::createCPUGenerator(options.seed ^ 0xa1fa5eedULL);
   state.alpha_normal = sampler.initial_alpha(generator).to(device).set_requires_grad(true);
   state.alpha_reduce = sampler.initial_alpha(generator).to(device).set_requires_grad(true);
+  // Every weight starts with a defined zero gradient. zero_grad() keeps gradients defined, so
+  // ops that a sampled architecture skips still get weight decay and momentum each step, as in
+  // the dense supernet and the authors' code, and a resumed run (whose gradients would
+  // otherwise be undefined until first selected) behaves exactly like an uninterrupted one.
+  for (auto& p : state.model->parameters()) p.mutable_grad() = at::zeros_like(p);
   state.weight_optimizer = std::make_unique<torch::optim::SGD>(
       state.model->parameters(), torch::optim::SGDOptions(options.lr)
                                      .momentum(options.momentum)
