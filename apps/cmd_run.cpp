@@ -13,14 +13,14 @@ using nlohmann::json;
 
 namespace {
 
-// The CPU-sized retraining of the pipeline's default (about 4 minutes on 2 cores).
+// The CPU-sized retraining of the pipeline's default (a few minutes on 2 cores).
 TrainOptions default_retraining() {
   TrainOptions o;
-  o.limit = 6000;
+  o.limit = 4000;
   o.test_limit = 2000;
-  o.init_channels = 12;
-  o.layers = 6;
-  o.epochs = 5;
+  o.init_channels = 8;
+  o.layers = 5;
+  o.epochs = 4;
   o.batch_size = 64;
   o.drop_path = 0.1;
   return o;

@@ -30,6 +30,8 @@ void add_search_flags(CLI::App& app, SearchFlags& f) {
   app.add_option("--adc-lambda", o->adc_lambda, "ADC weight (0 = off)")->capture_default_str();
   app.add_option("--mode", o->mode, "first-order | single-level")->capture_default_str();
   app.add_option("--epochs", o->epochs, "search epochs")->capture_default_str();
+  app.add_option("--warmup-epochs", o->warmup_epochs, "first epochs that train weights only")
+      ->capture_default_str();
   app.add_option("--batch-size", o->batch_size, "mini-batch size")->capture_default_str();
   app.add_option("--init-channels", o->net.init_channels, "channels of the first cells")
       ->capture_default_str();

@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
     const std::string what = e.what_without_backtrace();
     std::fprintf(stderr, "datanas: error: %s\n", what.substr(0, what.find('\n')).c_str());
     return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "datanas: error: %s\n", e.what());
+    return 1;
   }
   return 1;
 }

@@ -30,6 +30,7 @@ void for_each_field(Options& o, Fn&& field) {
   field("adc_lambda", o.adc_lambda);
   field("mode", o.mode);
   field("epochs", o.epochs);
+  field("warmup_epochs", o.warmup_epochs);
   field("batch_size", o.batch_size);
   field("lr", o.lr);
   field("lr_min", o.lr_min);
@@ -80,6 +81,8 @@ void validate_search_options(const SearchOptions& o) {
   require(o.limit >= 0, "--limit: expected >= 0");
   require(o.train_portion > 0 && o.train_portion < 1, "--train-portion: expected in (0, 1)");
   require(o.epochs >= 1, "--epochs: expected >= 1");
+  require(o.warmup_epochs >= 0 && o.warmup_epochs < o.epochs,
+          "--warmup-epochs: expected 0 <= warmup < epochs");
   require(o.batch_size >= 1, "--batch-size: expected >= 1");
   require(o.adc_lambda >= 0, "--adc-lambda: expected >= 0");
   require(o.mode == "first-order" || o.mode == "single-level",

@@ -24,7 +24,8 @@ struct SearchOptions {
   double adc_lambda = 0.1;
   // Optimisation
   std::string mode = "first-order";  // first-order | single-level
-  int epochs = 8;
+  int epochs = 5;
+  int warmup_epochs = 0;  // first epochs train weights only (alphas frozen)
   int64_t batch_size = 64;
   double lr = 0.025, lr_min = 0.001, momentum = 0.9, weight_decay = 3e-4, grad_clip = 5.0;
   double arch_lr = 3e-4, arch_beta1 = 0.5, arch_beta2 = 0.999, arch_weight_decay = 0.0;

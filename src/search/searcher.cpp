@@ -143,7 +143,9 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
     for (int64_t step = 0; step < steps; ++step) {
       try {
         Batch train_batch = train_loader.batch(epoch, step);
-        if (options.mode == "first-order") {
+        if (epoch < options.warmup_epochs) {
+          totals.add_train(weight_step(context, train_batch, weight_noise));
+        } else if (options.mode == "first-order") {
           Batch val_batch = val_loader.batch(epoch, step % val_loader.batches_per_epoch());
           totals.add_val(architecture_step(context, val_batch, arch_noise));
           totals.add_train(weight_step(context, train_batch, weight_noise));
@@ -176,6 +178,7 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     json record = {
         {"epoch", epoch + 1},
+        {"warmup", epoch < options.warmup_epochs},
         {"lr", lr},
         {"temperature", sampler->temperature()},
         {"train_loss", totals.train_loss / steps},
@@ -191,7 +194,7 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
     };
     record["entropy"] = (record["entropy_normal"].get<double>() +
                          record["entropy_reduce"].get<double>()) / 2;
-    if (options.mode == "first-order") {
+    if (totals.val_seen) {
       record["val_loss"] = totals.val_loss / steps;
       record["val_acc"] = totals.val_seen ? double(totals.val_correct) / totals.val_seen : 0.0;
     }

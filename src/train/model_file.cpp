@@ -58,7 +58,7 @@ ModelFile load_model_file(const std::string& path) {
   } catch (const std::exception&) {
     throw Error(path + ": model metadata is malformed (expected datanas-model/1)");
   }
-  model.genotype = genotype_from_json(meta.at("genotype").dump(), path);
+  model.genotype = genotype_from_json(meta.value("genotype", json()).dump(), path);
   model.network = Network(model.genotype, model.options);
   try {
     torch::serialize::InputArchive weights;
