@@ -1,133 +1,39 @@
 // End to end through the datanas binary: a tiny search on a generated Fashion-MNIST-format
 // data set, its output files, determinism, resume, `derive`, `sample`, and error messages.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli_support.h"
 #include "space/genotype.h"
 
 namespace datanas {
 namespace {
 namespace fs = std::filesystem;
+using namespace datanas::testing;
 using nlohmann::json;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-std::string be32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-          static_cast<char>(v)};
-}
-
-class SearchCli : public ::testing::Test {
+class SearchCli : public CliSuite<SearchCli> {
  protected:
+  // The data: 96 images of 28x28, 10 classes, each a bright square at a class-specific place
+  // on a noisy background (write_idx), so the data has structure to learn.
   static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / ("datanas_test_cli_" + std::to_string(::getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "data");
-    write_dataset(root_ / "data", 96);
+    make_root("datanas_test_cli_");
+    write_idx(root_ / "data", "train", 96, 42);
     baseline_ = new Result(run("search " + search_flags(root_ / "a", 2)));
-  }
-  static void TearDownTestSuite() {
-    delete baseline_;
-    baseline_ = nullptr;
-    fs::remove_all(root_);
-  }
-
-  // 96 images of 28x28, 10 classes: class c is a bright 6x6 square at a class-specific place
-  // on a noisy background, so the data has structure to learn.
-  static void write_dataset(const fs::path& dir, uint32_t n) {
-    std::mt19937 rng(42);
-    std::string pixels, labels;
-    for (uint32_t i = 0; i < n; ++i) {
-      const int c = static_cast<int>(i % 10);
-      labels.push_back(static_cast<char>(c));
-      for (int y = 0; y < 28; ++y) {
-        for (int x = 0; x < 28; ++x) {
-          const bool square = y >= 2 + 2 * c && y < 8 + 2 * c && x >= 20 - 2 * c && x < 26 - 2 * c;
-          pixels.push_back(static_cast<char>(square ? 200 + rng() % 56 : rng() % 60));
-        }
-      }
-    }
-    std::ofstream(dir / "train-images-idx3-ubyte", std::ios::binary)
-        << be32(0x803) + be32(n) + be32(28) + be32(28) + pixels;
-    std::ofstream(dir / "train-labels-idx1-ubyte", std::ios::binary)
-        << be32(0x801) + be32(n) + labels;
   }
 
   static std::string search_flags(const fs::path& out, int epochs) {
-    return "--data " + quote((root_ / "data").string()) +
+    return "--data " + quote(root_ / "data") +
            " --limit 96 --batch-size 16 --init-channels 4 --layers 3 --gap-batches 2"
            " --bn-recalibration-batches 1 --threads 1 --epochs " +
-           std::to_string(epochs) + " --out " + quote(out.string());
+           std::to_string(epochs) + " --out " + quote(out);
   }
-
-  // Runs `datanas <args>`, capturing exit code, stdout and stderr.
-  static Result run(const std::string& args) {
-    static int counter = 0;
-    const fs::path out = root_ / ("stdout" + std::to_string(counter));
-    const fs::path err = root_ / ("stderr" + std::to_string(counter++));
-    const std::string command = std::string(DATANAS_BINARY) + " " + args + " >" +
-                                quote(out.string()) + " 2>" + quote(err.string());
-    const int status = std::system(command.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-
-  // log.jsonl records without the wall-clock field.
-  static std::vector<json> log_records(const fs::path& dir) {
-    std::vector<json> records;
-    std::ifstream in(dir / "log.jsonl");
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) continue;
-      json record = json::parse(line);
-      record.erase("seconds");
-      records.push_back(record);
-    }
-    return records;
-  }
-
-  // The run must fail with exit code != 0 and exactly one stderr line that names `problem`.
-  static void expect_failure(const std::string& args, const std::string& problem) {
-    Result r = run(args);
-    EXPECT_NE(r.code, 0) << args;
-    std::vector<std::string> errors;
-    std::istringstream lines(r.err);
-    for (std::string line; std::getline(lines, line);)
-      if (line.find("rror") != std::string::npos) errors.push_back(line);
-    ASSERT_EQ(errors.size(), 1u) << args << "\nstderr:\n" << r.err;
-    EXPECT_NE(errors[0].find(problem), std::string::npos) << args << "\n" << errors[0];
-  }
-
-  static fs::path root_;
-  static Result* baseline_;
 };
-
-fs::path SearchCli::root_;
-Result* SearchCli::baseline_ = nullptr;
 
 TEST_F(SearchCli, SearchWritesEveryOutput) {
   ASSERT_EQ(baseline_->code, 0) << baseline_->err;
@@ -203,7 +109,7 @@ TEST_F(SearchCli, ResumeRestoresTheWholeState) {
     Result first = run("search " + search_flags(parts, 1) + flags);
     ASSERT_EQ(first.code, 0) << first.err;
     ASSERT_EQ(log_records(parts).size(), 1u);
-    Result resumed = run("search --resume --epochs 2 --out " + quote(parts.string()));
+    Result resumed = run("search --resume --epochs 2 --out " + quote(parts));
     ASSERT_EQ(resumed.code, 0) << resumed.err;
     EXPECT_EQ(slurp(parts / "genotype.json"), slurp(whole / "genotype.json")) << mode;
     EXPECT_EQ(log_records(parts), log_records(whole)) << mode;
@@ -220,7 +126,7 @@ TEST_F(SearchCli, ResumeExtendsTheAnnealedRunExactly) {
   Result first = run("search " + search_flags(c, 1));
   ASSERT_EQ(first.code, 0) << first.err;
   ASSERT_EQ(log_records(c).size(), 1u);
-  Result resumed = run("search --resume --epochs 2 --out " + quote(c.string()));
+  Result resumed = run("search --resume --epochs 2 --out " + quote(c));
   ASSERT_EQ(resumed.code, 0) << resumed.err;
   EXPECT_EQ(slurp(c / "genotype.json"), slurp(root_ / "a" / "genotype.json"));
   EXPECT_EQ(log_records(c), log_records(root_ / "a"));
@@ -228,7 +134,7 @@ TEST_F(SearchCli, ResumeExtendsTheAnnealedRunExactly) {
 
 TEST_F(SearchCli, DeriveReproducesTheGenotype) {
   ASSERT_EQ(baseline_->code, 0) << baseline_->err;
-  Result r = run("derive --from " + quote((root_ / "a").string()));
+  Result r = run("derive --from " + quote(root_ / "a"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(genotype_from_json(r.out), load_genotype((root_ / "a" / "genotype.json").string()));
 }
@@ -252,16 +158,15 @@ TEST_F(SearchCli, SampleMarginalsFollowTheFormula) {
 
 TEST_F(SearchCli, ErrorsAreOneLineAndNameTheProblem) {
   const fs::path e = root_ / "errors";
-  expect_failure("search --data " + quote((root_ / "missing").string()) + " --out " +
-                     quote((e / "1").string()),
+  expect_failure("search --data " + quote(root_ / "missing") + " --out " + quote(e / "1"),
                  "missing");
   expect_failure("search " + search_flags(e / "2", 1) + " --sampler bogus", "--sampler");
   expect_failure("search " + search_flags(e / "3", 1) + " --M 0", "--M");
   expect_failure("search " + search_flags(e / "4", 1) + " --granularity diag", "--granularity");
   fs::create_directories(e / "empty");
-  expect_failure("search --resume --out " + quote((e / "empty").string()), "config.json");
+  expect_failure("search --resume --out " + quote(e / "empty"), "config.json");
   expect_failure("sample --probs 0.5,-0.5 --M 4", "--probs");
-  expect_failure("derive --from " + quote((e / "empty").string()), "config.json");
+  expect_failure("derive --from " + quote(e / "empty"), "config.json");
 }
 
 }  // namespace

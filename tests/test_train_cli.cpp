@@ -2,84 +2,32 @@
 // file (`eval`, in-process load), `info`, `random`, the `run` pipeline, and error messages, on
 // a generated Fashion-MNIST-format data set.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli_support.h"
 #include "space/genotype.h"
 #include "train/model_file.h"
 
 namespace datanas {
 namespace {
 namespace fs = std::filesystem;
+using namespace datanas::testing;
 using nlohmann::json;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
-
-std::string be32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-          static_cast<char>(v)};
-}
-
-bool on_path(const std::string& tool) {
-  return std::system(("command -v " + tool + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-class TrainCli : public ::testing::Test {
+class TrainCli : public CliSuite<TrainCli> {
  protected:
   static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / ("datanas_test_train_cli_" + std::to_string(::getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "data");
+    make_root("datanas_test_train_cli_");
     write_idx(root_ / "data", "train", 96, 42);
     write_idx(root_ / "data", "t10k", 48, 7);
     baseline_ = new Result(run("train " + train_flags(root_ / "a", 2)));
-  }
-  static void TearDownTestSuite() {
-    delete baseline_;
-    baseline_ = nullptr;
-    fs::remove_all(root_);
-  }
-
-  // n 28x28 images of 10 classes: class c is a bright 6x6 square at a class-specific place on
-  // a noisy background.
-  static void write_idx(const fs::path& dir, const std::string& prefix, uint32_t n, int seed) {
-    std::mt19937 rng(seed);
-    std::string pixels, labels;
-    for (uint32_t i = 0; i < n; ++i) {
-      const int c = static_cast<int>(i % 10);
-      labels.push_back(static_cast<char>(c));
-      for (int y = 0; y < 28; ++y)
-        for (int x = 0; x < 28; ++x) {
-          const bool square = y >= 2 + 2 * c && y < 8 + 2 * c && x >= 20 - 2 * c && x < 26 - 2 * c;
-          pixels.push_back(static_cast<char>(square ? 200 + rng() % 56 : rng() % 60));
-        }
-    }
-    std::ofstream(dir / (prefix + "-images-idx3-ubyte"), std::ios::binary)
-        << be32(0x803) + be32(n) + be32(28) + be32(28) + pixels;
-    std::ofstream(dir / (prefix + "-labels-idx1-ubyte"), std::ios::binary)
-        << be32(0x801) + be32(n) + labels;
   }
 
   static std::string train_flags(const fs::path& out, int epochs,
@@ -96,53 +44,7 @@ class TrainCli : public ::testing::Test {
     return "eval --model " + quote(model) + " --data " + quote(root_ / "data") +
            " --limit 32 --batch-size 16 --threads 1";
   }
-
-  // Runs `datanas <args>`, capturing exit code, stdout and stderr.
-  static Result run(const std::string& args) {
-    static int counter = 0;
-    const fs::path out = root_ / ("stdout" + std::to_string(counter));
-    const fs::path err = root_ / ("stderr" + std::to_string(counter++));
-    const std::string command =
-        std::string(DATANAS_BINARY) + " " + args + " >" + quote(out) + " 2>" + quote(err);
-    const int status = std::system(command.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-
-  // log.jsonl records without the wall-clock field.
-  static std::vector<json> log_records(const fs::path& dir) {
-    std::vector<json> records;
-    std::ifstream in(dir / "log.jsonl");
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) continue;
-      json record = json::parse(line);
-      record.erase("seconds");
-      records.push_back(record);
-    }
-    return records;
-  }
-
-  // The run must fail with exit code != 0 and exactly one stderr line that names `problem`.
-  static void expect_failure(const std::string& args, const std::string& problem) {
-    Result r = run(args);
-    EXPECT_NE(r.code, 0) << args;
-    std::vector<std::string> errors;
-    std::istringstream lines(r.err);
-    for (std::string line; std::getline(lines, line);)
-      if (line.find("rror") != std::string::npos) errors.push_back(line);
-    ASSERT_EQ(errors.size(), 1u) << args << "\nstderr:\n" << r.err;
-    EXPECT_NE(errors[0].find(problem), std::string::npos) << args << "\n" << errors[0];
-  }
-
-  static fs::path root_;
-  static Result* baseline_;
 };
-
-fs::path TrainCli::root_;
-Result* TrainCli::baseline_ = nullptr;
 
 TEST_F(TrainCli, TrainWritesEveryOutput) {
   ASSERT_EQ(baseline_->code, 0) << baseline_->err;
