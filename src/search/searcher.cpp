@@ -16,6 +16,7 @@
 #include "util/files.h"
 #include "util/progress.h"
 #include "util/runtime.h"
+#include "util/schedule.h"
 
 namespace datanas {
 using nlohmann::json;
@@ -32,15 +33,6 @@ double mean_group_entropy(const at::Tensor& probs, const Sampler& sampler) {
 }
 
 namespace {
-
-double cosine_lr(const SearchOptions& o, int epoch) {
-  return o.lr_min + (o.lr - o.lr_min) * (1.0 + std::cos(M_PI * epoch / o.epochs)) / 2.0;
-}
-
-void set_learning_rate(torch::optim::SGD& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups())
-    static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
-}
 
 // Independent, reproducible random streams per (seed, epoch, purpose).
 at::Generator stream(uint64_t seed, int epoch, uint64_t purpose) {
@@ -132,7 +124,7 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
   for (int epoch = state.epochs_done; epoch < options.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     sampler->set_epoch(epoch, options.epochs);
-    const double lr = cosine_lr(options, epoch);
+    const double lr = cosine_annealing(options.lr, options.lr_min, epoch, options.epochs);
     set_learning_rate(*state.weight_optimizer, lr);
     at::Generator arch_noise = stream(options.seed, epoch, 1);
     at::Generator weight_noise = stream(options.seed, epoch, 2);

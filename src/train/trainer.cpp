@@ -16,6 +16,7 @@
 #include "util/files.h"
 #include "util/progress.h"
 #include "util/runtime.h"
+#include "util/schedule.h"
 
 namespace datanas {
 using nlohmann::json;
@@ -82,10 +83,6 @@ void load_checkpoint(const std::string& path, TrainState& state) {
   }
 }
 
-double cosine_lr(const TrainOptions& o, int epoch) {
-  return 0.5 * o.lr * (1.0 + std::cos(M_PI * epoch / o.epochs));
-}
-
 }  // namespace
 
 TrainResult run_training(const TrainOptions& requested, bool resume) {
@@ -149,9 +146,8 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   const int64_t steps = train_loader.batches_per_epoch();
   for (int epoch = state.epochs_done; epoch < options.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
-    const double lr = cosine_lr(options, epoch);
-    for (auto& group : state.optimizer->param_groups())
-      static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+    const double lr = cosine_annealing(options.lr, 0.0, epoch, options.epochs);
+    set_learning_rate(*state.optimizer, lr);
     const double drop_path = options.drop_path * epoch / options.epochs;
     state.network->set_drop_path(drop_path);
     // Drop-path masks come from the global generator: reseed per epoch so a resumed run
