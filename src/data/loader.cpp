@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <string>
 
@@ -127,16 +128,21 @@ ImageLoader::ImageLoader(const ImageSet& images, std::vector<int64_t> indices,
                   std::to_string(images.count) + ")");
     }
   }
+  // Only this loader's images are normalised and kept (the train and validation halves of a
+  // search share one ImageSet); from here on indices_ are positions into them.
+  const at::Tensor rows = torch::from_blob(indices_.data(), {size()}, torch::kLong);
   auto* pixels = const_cast<uint8_t*>(images.pixels.data());
   const at::Tensor mean = torch::tensor(info.mean).view({1, c, 1, 1});
   const at::Tensor stddev = torch::tensor(info.stddev).view({1, c, 1, 1});
   normalised_ = torch::from_blob(pixels, {images.count, c, h, w}, torch::kUInt8)
+                    .index_select(0, rows)
                     .to(torch::kFloat)
                     .div_(255.0)
                     .sub_(mean)
                     .div_(stddev);
   auto* labels = const_cast<int64_t*>(images.labels.data());
-  labels_ = torch::from_blob(labels, {images.count}, torch::kLong).clone();
+  labels_ = torch::from_blob(labels, {images.count}, torch::kLong).index_select(0, rows);
+  std::iota(indices_.begin(), indices_.end(), 0);
 }
 
 int64_t ImageLoader::batches_per_epoch() const {

@@ -40,7 +40,7 @@ class ImageLoader {
 
  private:
   std::vector<int64_t> order_for_epoch(int64_t epoch) const;
-  at::Tensor normalised_;  // all images of the set, normalised once
+  at::Tensor normalised_;  // the loader's images, normalised once
   at::Tensor labels_;
   std::vector<int64_t> indices_;
   LoaderOptions options_;
