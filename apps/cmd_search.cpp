@@ -49,7 +49,8 @@ void add_search_flags(CLI::App& app, SearchFlags& f) {
   app.add_option("--arch-lr", o->arch_lr, "Adam learning rate of alpha")->capture_default_str();
   app.add_option("--arch-weight-decay", o->arch_weight_decay, "Adam weight decay of alpha")
       ->capture_default_str();
-  app.add_option("--gap-batches", o->gap_batches, "validation batches per gap measurement (0 = all)")
+  app.add_option("--gap-batches", o->gap_batches,
+                 "validation batches per gap measurement (0 = all)")
       ->capture_default_str();
   app.add_option("--bn-recalibration-batches", o->bn_recalibration_batches,
                  "training batches that recalibrate BN for derived_acc (0 = raw only)")
@@ -60,7 +61,6 @@ void add_search_flags(CLI::App& app, SearchFlags& f) {
       ->capture_default_str();
   app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
-
 }
 
 SearchOptions resolve_search_flags(const SearchFlags& f) {
@@ -77,9 +77,10 @@ void print_search_result(const SearchResult& result, const SearchOptions& option
   const auto& last = result.last_epoch;
   std::printf("derived architecture (%s):\n%s\n", options.sampler.name.c_str(),
               genotype_to_json(result.genotype).c_str());
-  std::printf("validation accuracy: search %.2f%%, derived %.2f%% (raw BN %.2f%%), gap %.2f points\n",
-              100 * last["search_acc"].get<double>(), 100 * last["derived_acc"].get<double>(),
-              100 * last["derived_acc_raw"].get<double>(), 100 * last["gap"].get<double>());
+  std::printf(
+      "validation accuracy: search %.2f%%, derived %.2f%% (raw BN %.2f%%), gap %.2f points\n",
+      100 * last["search_acc"].get<double>(), 100 * last["derived_acc"].get<double>(),
+      100 * last["derived_acc_raw"].get<double>(), 100 * last["gap"].get<double>());
 }
 
 Command add_search(CLI::App& app) {
@@ -94,9 +95,7 @@ Command add_search(CLI::App& app) {
     const SearchOptions& o = flags->options;
     if (*resume) {
       // The run's own config decides; only --epochs may extend it.
-      const std::string config = run_file(o.out, "config.json");
-      if (!file_exists(config)) throw Error(config + ": no run to resume (config.json missing)");
-      options = search_options_from_json(read_json_file(config), config);
+      options = search_options_from_json(read_run_config(o.out), run_file(o.out, "config.json"));
       options.out = o.out;
       if (epochs_flag->count()) options.epochs = o.epochs;
     }

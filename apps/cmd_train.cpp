@@ -20,8 +20,7 @@ void add_train_flags(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   app.add_option("--data", o.data_dir, "data set folder (default: the data set's usual place)");
   app.add_option("--limit", o.limit, "training images used (0 = all)")->capture_default_str();
-  app.add_option("--test-limit", o.test_limit, "test images used (0 = all)")
-      ->capture_default_str();
+  app.add_option("--test-limit", o.test_limit, "test images used (0 = all)")->capture_default_str();
   app.add_option("--init-channels", o.init_channels, "channels of the first cells")
       ->capture_default_str();
   app.add_option("--layers", o.layers, "cells")->capture_default_str();
@@ -58,9 +57,7 @@ Command add_train(CLI::App& app) {
   return [=]() {
     TrainOptions options = *o;
     if (*resume) {
-      const std::string config = run_file(o->out, "config.json");
-      if (!file_exists(config)) throw Error(config + ": no run to resume (config.json missing)");
-      options = train_options_from_json(read_json_file(config), config);
+      options = train_options_from_json(read_run_config(o->out), run_file(o->out, "config.json"));
       options.out = o->out;
       if (epochs_flag->count()) options.epochs = o->epochs;
     }
@@ -103,8 +100,9 @@ Command add_eval(CLI::App& app) {
     ImageLoader loader(images, split_indices(images.count, 1.0).first, info, loading);
     model.network->to(dev);
     Evaluation result = evaluate_network(model.network, loader, dev);
-    std::printf("{\"test_acc\": %.6f, \"test_top5\": %.6f, \"test_loss\": %.6f, \"images\": %lld}\n",
-                result.top1, result.top5, result.loss, static_cast<long long>(result.seen));
+    std::printf(
+        "{\"test_acc\": %.6f, \"test_top5\": %.6f, \"test_loss\": %.6f, \"images\": %lld}\n",
+        result.top1, result.top5, result.loss, static_cast<long long>(result.seen));
     return 0;
   };
 }

@@ -14,6 +14,18 @@ std::string run_file(const std::string& out_dir, const std::string& name) {
   return out_dir + "/" + name;
 }
 
+RunFolder open_run_folder(const std::string& dir) {
+  make_directories(dir);
+  return {dir, run_file(dir, "config.json"), run_file(dir, "log.jsonl"),
+          run_file(dir, "checkpoint.pt")};
+}
+
+json read_run_config(const std::string& dir) {
+  const std::string config = run_file(dir, "config.json");
+  if (!file_exists(config)) throw Error(config + ": no run to resume (config.json missing)");
+  return read_json_file(config);
+}
+
 void write_json_file(const std::string& path, const json& value) {
   write_file_atomic(path, value.dump(2) + "\n");
 }

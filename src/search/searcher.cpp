@@ -84,12 +84,12 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
   validate_search_options(options);
   const at::Device device = parse_device(options.device);
   const int threads = configure_threads(options.threads);
-  make_directories(options.out);
-  const std::string checkpoint_path = run_file(options.out, "checkpoint.pt");
-  const std::string log_path = run_file(options.out, "log.jsonl");
+  const RunFolder folder = open_run_folder(options.out);
+  const std::string& checkpoint_path = folder.checkpoint;
+  const std::string& log_path = folder.log;
   json config = search_options_to_json(options);
   config["resolved_threads"] = threads;
-  write_json_file(run_file(options.out, "config.json"), config);
+  write_json_file(folder.config, config);
 
   const std::string data_dir = options.data_dir.empty() ? info.default_dir : options.data_dir;
   std::fprintf(stderr, "datanas search: %s from %s, limit %lld, sampler %s (M=%d, %s), seed %llu\n",

@@ -92,13 +92,13 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   const at::Device device = parse_device(options.device);
   const int threads = configure_threads(options.threads);
   const Genotype genotype = load_genotype(options.genotype);
-  make_directories(options.out);
-  const std::string checkpoint_path = run_file(options.out, "checkpoint.pt");
-  const std::string log_path = run_file(options.out, "log.jsonl");
+  const RunFolder folder = open_run_folder(options.out);
+  const std::string& checkpoint_path = folder.checkpoint;
+  const std::string& log_path = folder.log;
   json config = train_options_to_json(options);
   config["resolved_threads"] = threads;
   config["genotype_resolved"] = json::parse(genotype_to_json(genotype));
-  write_json_file(run_file(options.out, "config.json"), config);
+  write_json_file(folder.config, config);
 
   const std::string data_dir = options.data_dir.empty() ? info.default_dir : options.data_dir;
   ImageSet train_images = load_dataset(options.dataset, data_dir, true, options.limit);
