@@ -17,7 +17,8 @@ struct Forward {
   at::Tensor loss, logits;
 };
 
-// Forward pass with freshly drawn architectures; adds the ADC term when `with_adc`.
+// Forward pass with freshly drawn architectures. With `arch_grad` the weights carry gradients
+// back to alpha and the loss includes the ADC term.
 Forward sampled_forward(StepContext& c, const Batch& batch, at::Generator& generator,
                         bool arch_grad, ExecMode mode) {
   SearchState& s = c.state;
