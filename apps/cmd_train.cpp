@@ -92,7 +92,7 @@ Command add_eval(CLI::App& app) {
     ModelFile model = load_model_file(*model_path);
     const std::string name = dataset->empty() ? model.dataset : *dataset;
     const DatasetInfo& info = dataset_info(name);
-    ImageSet images = load_dataset(name, data_dir->empty() ? info.default_dir : *data_dir,
+    ImageSet images = load_dataset(name, *data_dir,
                                    /*train=*/false, *limit);
     LoaderOptions loading;
     loading.batch_size = *batch_size;

@@ -21,8 +21,7 @@
 namespace datanas {
 using nlohmann::json;
 
-Evaluation evaluate_network(Network& network, const ImageLoader& loader,
-                            const at::Device& device) {
+Evaluation evaluate_network(Network& network, const ImageLoader& loader, const at::Device& device) {
   at::NoGradGuard no_grad;
   network->eval();
   Evaluation result;
@@ -100,9 +99,9 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   config["genotype_resolved"] = json::parse(genotype_to_json(genotype));
   write_json_file(folder.config, config);
 
-  const std::string data_dir = options.data_dir.empty() ? info.default_dir : options.data_dir;
-  ImageSet train_images = load_dataset(options.dataset, data_dir, true, options.limit);
-  ImageSet test_images = load_dataset(options.dataset, data_dir, false, options.test_limit);
+  // An empty data_dir makes load_dataset use the data set's default folder.
+  ImageSet train_images = load_dataset(options.dataset, options.data_dir, true, options.limit);
+  ImageSet test_images = load_dataset(options.dataset, options.data_dir, false, options.test_limit);
   LoaderOptions train_loading;
   train_loading.batch_size = options.batch_size;
   train_loading.augment = info.augment_crop_flip;
@@ -126,10 +125,10 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   TrainState state;
   state.network = Network(genotype, net);
   state.network->to(device);
-  state.optimizer = std::make_unique<torch::optim::SGD>(
-      state.network->parameters(),
-      torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(
-          options.weight_decay));
+  state.optimizer = std::make_unique<torch::optim::SGD>(state.network->parameters(),
+                                                        torch::optim::SGDOptions(options.lr)
+                                                            .momentum(options.momentum)
+                                                            .weight_decay(options.weight_decay));
   std::vector<json> log;
   if (resume) {
     load_checkpoint(checkpoint_path, state);
