@@ -44,8 +44,8 @@ struct Stepper {
   }
   StepContext context() { return StepContext{options, *sampler, state, at::kCPU}; }
   at::Tensor alpha_grads() const {
-    return at::cat({state.alpha_normal.grad().reshape({-1}),
-                    state.alpha_reduce.grad().reshape({-1})});
+    return at::cat(
+        {state.alpha_normal.grad().reshape({-1}), state.alpha_reduce.grad().reshape({-1})});
   }
   at::Tensor weight_grads() const {
     std::vector<at::Tensor> flat;
@@ -67,8 +67,8 @@ void expect_close(const at::Tensor& a, const at::Tensor& b, double rel, const st
 class FastPath : public ::testing::TestWithParam<std::tuple<Granularity, int>> {
  protected:
   std::string label() const {
-    return granularity_name(std::get<0>(GetParam())) + " M=" +
-           std::to_string(std::get<1>(GetParam()));
+    return granularity_name(std::get<0>(GetParam())) +
+           " M=" + std::to_string(std::get<1>(GetParam()));
   }
   SearchOptions options(const std::string& exec) const {
     return tiny_options(exec, std::get<1>(GetParam()), std::get<0>(GetParam()));
@@ -119,14 +119,14 @@ TEST_P(FastPath, JointStepMatchesDense) {
   expect_close(fast.weight_grads(), dense.weight_grads(), 1e-4, label() + " weight gradients");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    GranularityAndM, FastPath,
-    ::testing::Combine(::testing::Values(Granularity::kEdge, Granularity::kNode),
-                       ::testing::Values(1, 4, 7)),
-    [](const auto& info) {
-      return granularity_name(std::get<0>(info.param)) + "_M" +
-             std::to_string(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(GranularityAndM, FastPath,
+                         ::testing::Combine(::testing::Values(Granularity::kEdge,
+                                                              Granularity::kNode),
+                                            ::testing::Values(1, 4, 7)),
+                         [](const auto& info) {
+                           return granularity_name(std::get<0>(info.param)) + "_M" +
+                                  std::to_string(std::get<1>(info.param));
+                         });
 
 }  // namespace
 }  // namespace datanas

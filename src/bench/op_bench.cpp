@@ -1,0 +1,91 @@
+#include "bench/op_bench.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+
+#include "bench/bench_timing.h"
+#include "space/op_blocks.h"
+#include "space/ops.h"
+#include "util/error.h"
+
+namespace datanas {
+using nlohmann::json;
+
+namespace {
+
+struct NamedOp {
+  std::string name;
+  torch::nn::AnyModule module;
+};
+
+std::vector<NamedOp> bench_ops(int64_t channels, int64_t stride) {
+  std::vector<NamedOp> ops;
+  for (const auto& name : cnn_op_names())
+    ops.push_back({name, make_cnn_op(name, channels, stride, /*affine=*/false, /*pool_bn=*/true)});
+  ops.push_back(
+      {"preprocess_1x1", torch::nn::AnyModule(ReLUConvBN(channels, channels, 1, 1, 0, false))});
+  return ops;
+}
+
+int64_t parameter_count(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace
+
+void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)>& on_row) {
+  if (o.shape.size() != 4) throw Error("--shape: expected N,C,H,W (four positive integers)");
+  for (int64_t d : o.shape)
+    if (d <= 0) throw Error("--shape: expected N,C,H,W (four positive integers)");
+  if (o.stride != 1 && o.stride != 2) throw Error("--stride: expected 1 or 2");
+  const double bandwidth = memory_bandwidth_gbs();
+  std::fprintf(stderr, "bench ops: memory bandwidth %.1f GB/s\n", bandwidth);
+  const auto format =
+      o.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  at::Generator g = at::detail::createCPUGenerator(1);
+  const at::Tensor x = at::normal(0.0, 1.0, o.shape, g).contiguous(format);
+  for (auto& op : bench_ops(o.shape[1], o.stride)) {
+    op.module.ptr()->train();
+    at::Tensor y;
+    {
+      at::NoGradGuard no_grad;
+      y = op.module.forward(x);
+    }
+    const at::Tensor dy = at::normal(0.0, 1.0, y.sizes(), g).contiguous(format);
+    const double fwd_ms = median_ms(
+        [&] {
+          at::NoGradGuard no_grad;
+          op.module.forward(x);
+        },
+        o.warmup, o.repeats);
+    const at::Tensor input = x.detach().requires_grad_(true);
+    const double fwd_bwd_ms = median_ms(
+        [&] {
+          at::Tensor out = op.module.forward(input);
+          if (out.requires_grad()) out.backward(dy);
+        },
+        o.warmup, o.repeats);
+    const double bytes_x = 4.0 * x.numel(), bytes_y = 4.0 * y.numel();
+    const double bytes_w = 4.0 * parameter_count(*op.module.ptr());
+    const double fwd_bytes = bytes_x + bytes_w + bytes_y;
+    const double bwd_bytes = bytes_y + bytes_x + bytes_w + bytes_x + bytes_w;
+    const double to_ms = 1e3 / (bandwidth * 1e9);
+    json row = {{"op", op.name},
+                {"shape", o.shape},
+                {"stride", o.stride},
+                {"threads", at::get_num_threads()},
+                {"channels_last", o.channels_last},
+                {"fwd_ms", fwd_ms},
+                {"fwd_bwd_ms", fwd_bwd_ms},
+                {"fwd_limit_ms", fwd_bytes * to_ms},
+                {"fwd_bwd_limit_ms", (fwd_bytes + bwd_bytes) * to_ms},
+                {"fwd_bwd_vs_limit", fwd_bwd_ms / ((fwd_bytes + bwd_bytes) * to_ms)},
+                {"bandwidth_gbs", bandwidth}};
+    on_row(row);
+  }
+}
+
+}  // namespace datanas
