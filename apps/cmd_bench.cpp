@@ -26,7 +26,7 @@ struct BenchFlags {
   OpBenchOptions ops;
   int threads = 0;
   std::string mkldnn = "on";
-  bool channels_last = false, no_dense = false;
+  bool channels_last = true, no_dense = false;
   std::string pytorch_script, python = "/usr/bin/python3";
   std::string out;
 };
@@ -118,7 +118,7 @@ Command add_bench(CLI::App& app) {
   app.add_option("--mkldnn", f->mkldnn, "oneDNN convolutions: on | off")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
-  app.add_flag("--channels-last", f->channels_last, "NHWC tensors instead of NCHW");
+  add_memory_format_flag(app, f->channels_last);
   app.add_option("--out", f->out, "also write the rows to this JSON-lines file");
   return [f]() {
     if (f->search.repeats < 1 || f->search.warmup < 0)

@@ -89,6 +89,7 @@ Command add_run(CLI::App& app) {
     retrain.seed = search.seed;
     retrain.threads = search.threads;
     retrain.device = search.device;
+    retrain.channels_last = search.net.channels_last;
     retrain.out = run_file(*out, "train");
     TrainResult trained = run_training(retrain, /*resume=*/false);
     plot_training(retrain.out);

@@ -61,6 +61,15 @@ void add_search_flags(CLI::App& app, SearchFlags& f) {
       ->capture_default_str();
   app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
+  add_memory_format_flag(app, o->net.channels_last);
+}
+
+void add_memory_format_flag(CLI::App& app, bool& channels_last) {
+  app.add_option("--memory-format", channels_last,
+                 "channels-last (NHWC, faster with LibTorch's CPU kernels) | nchw")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, std::string>{
+          {"channels-last", "1"}, {"nchw", "0"}}))
+      ->default_str("channels-last");
 }
 
 SearchOptions resolve_search_flags(const SearchFlags& f) {

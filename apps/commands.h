@@ -33,6 +33,9 @@ void add_search_flags(CLI::App& app, SearchFlags& flags);
 SearchOptions resolve_search_flags(const SearchFlags& flags);
 void print_search_result(const SearchResult& result, const SearchOptions& options);
 
+// `--memory-format channels-last|nchw` into `channels_last`.
+void add_memory_format_flag(CLI::App& app, bool& channels_last);
+
 // Training flags shared by `train` and `run`, and the curves of a finished training run.
 void add_train_flags(CLI::App& app, TrainOptions& options);
 void plot_training(const std::string& out_dir);

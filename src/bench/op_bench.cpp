@@ -8,6 +8,7 @@
 #include "space/op_blocks.h"
 #include "space/ops.h"
 #include "util/error.h"
+#include "util/memory_format.h"
 
 namespace datanas {
 using nlohmann::json;
@@ -49,6 +50,7 @@ void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)
   const at::Tensor x = at::normal(0.0, 1.0, o.shape, g).contiguous(format);
   for (auto& op : bench_ops(o.shape[1], o.stride)) {
     op.module.ptr()->train();
+    set_memory_format(*op.module.ptr(), o.channels_last);
     at::Tensor y;
     {
       at::NoGradGuard no_grad;
@@ -77,7 +79,7 @@ void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)
                 {"shape", o.shape},
                 {"stride", o.stride},
                 {"threads", at::get_num_threads()},
-                {"channels_last", o.channels_last},
+                {"memory_format", memory_format_name(o.channels_last)},
                 {"fwd_ms", fwd_ms},
                 {"fwd_bwd_ms", fwd_bwd_ms},
                 {"fwd_limit_ms", fwd_bytes * to_ms},

@@ -12,7 +12,7 @@ struct OpBenchOptions {
   std::vector<int64_t> shape = {64, 16, 32, 32};  // N, C, H, W of the op input
   int64_t stride = 1;
   int warmup = 2, repeats = 5;
-  bool channels_last = false;
+  bool channels_last = true;
 };
 
 // One JSON object per op. Keys: op, shape, stride, fwd_ms, fwd_bwd_ms, fwd_limit_ms,

@@ -15,6 +15,7 @@
 #include "search/search_steps.h"
 #include "space/ops.h"
 #include "util/error.h"
+#include "util/memory_format.h"
 
 namespace datanas {
 using nlohmann::json;
@@ -54,12 +55,6 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-void to_channels_last(torch::nn::Module& module) {
-  at::NoGradGuard no_grad;
-  for (auto& p : module.parameters())
-    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-}
-
 // The supernet, alphas and optimisers of one (config, M, exec), as a search would build them.
 struct Bench {
   SearchOptions options;
@@ -71,6 +66,7 @@ struct Bench {
         const std::string& exec, const at::Tensor& alpha_normal, const at::Tensor& alpha_reduce) {
     options.net = config.net;
     options.net.input_channels = config.channels;
+    options.net.channels_last = bench.channels_last;
     options.batch_size = config.batch_size;
     options.sampler.M = M;
     options.sampler.granularity = bench.granularity;
@@ -88,12 +84,10 @@ struct Bench {
     auto batch = [&] {
       at::Tensor images =
           at::normal(0.0, 1.0, {config.batch_size, config.channels, config.size, config.size}, g);
-      if (bench.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
       return Batch{images, at::randint(0, options.net.classes, {config.batch_size}, g)};
     };
     train = batch();
     val = batch();
-    if (bench.channels_last) to_channels_last(*state.model);
   }
 };
 
@@ -175,9 +169,9 @@ double oracle_ms(Bench& b, const SearchBenchConfig& config, const SearchBenchOpt
     net.layers = config.net.layers;
     net.classes = config.net.classes;
     net.supernet_ops = true;
+    net.channels_last = bench.channels_last;
     Network network(genotype, net);
     network->train();
-    if (bench.channels_last) to_channels_last(*network);
     torch::optim::SGD sgd(network->parameters(), torch::optim::SGDOptions(b.options.lr)
                                                      .momentum(b.options.momentum)
                                                      .weight_decay(b.options.weight_decay));
@@ -242,7 +236,7 @@ void run_search_step_bench(const SearchBenchConfig& config, const SearchBenchOpt
                 {"C", config.net.init_channels},
                 {"cells", config.net.layers},
                 {"threads", at::get_num_threads()},
-                {"channels_last", bench.channels_last},
+                {"memory_format", memory_format_name(bench.channels_last)},
                 {"fast_ms", times.total_ms},
                 {"fast_arch_ms", times.arch_ms},
                 {"fast_weight_ms", times.weight_ms},

@@ -29,7 +29,7 @@ struct SearchBenchOptions {
   Granularity granularity = Granularity::kNode;
   std::string alphas_file;  // alphas.json of a search run; empty = the initial alphas
   int warmup = 1, repeats = 3;
-  bool channels_last = false;
+  bool channels_last = true;
   bool with_dense = true;
   uint64_t seed = 1;
 };

@@ -5,6 +5,7 @@
 #include "nets/supernet.h"
 #include "space/op_blocks.h"
 #include "util/error.h"
+#include "util/memory_format.h"
 
 namespace datanas {
 namespace nn = torch::nn;
@@ -113,6 +114,7 @@ NetworkImpl::NetworkImpl(const Genotype& genotype, const NetworkOptions& options
         AuxiliaryHead(c_auxiliary, options.classes, cifar ? 3 : 2, /*second_bn=*/cifar));
   }
   classifier_ = register_module("classifier", nn::Linear(c_prev, options.classes));
+  set_memory_format(*this, options.channels_last);
 }
 
 void NetworkImpl::set_drop_path(double drop_prob) {
@@ -154,7 +156,7 @@ NetworkOutput NetworkImpl::forward_counted(const at::Tensor& images, MacCounter*
   if (cell_macs) cell_macs->clear();
   NetworkOutput out;
   at::Tensor s0;
-  at::Tensor s1 = stem(images, &s0, counter);
+  at::Tensor s1 = stem(in_memory_format(images, options_.channels_last), &s0, counter);
   const double drop_prob = options_.drop_path;
   for (size_t i = 0; i < cells_.size(); ++i) {
     const int64_t before = counter ? counter->macs : 0;

@@ -32,6 +32,7 @@ struct NetworkOptions {
   bool auxiliary = false;
   double drop_path = 0.0;     // drop probability per op output, training mode only
   bool supernet_ops = false;  // see DiscreteCellOptions::supernet_ops
+  bool channels_last = true;  // NHWC weights and activations (see util/memory_format.h)
 };
 
 // Throws Error when an option is out of range (unknown kind, non-positive sizes, drop_path

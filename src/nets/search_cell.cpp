@@ -28,7 +28,11 @@ at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row,
     // `none` outputs zeros: it adds nothing to the output nor to any gradient.
     if (static_cast<int>(k) == kNoneOp) continue;
     if (selected[k]) {
-      accumulate(row[k] * ops_[k].forward(x));
+      at::Tensor out = ops_[k].forward(x);
+      // A weight of exactly 1 that carries no gradient (a lone selection in the weight step)
+      // changes nothing: skip the multiplication.
+      const bool unit = !row.requires_grad() && row[k].item<float>() == 1.0f;
+      accumulate(unit ? out : row[k] * out);
     } else if (mode == ExecMode::kArchitecture) {
       at::Tensor value;
       {
@@ -38,11 +42,10 @@ at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row,
       accumulate(row[k] * value);
     }
   }
-  if (!sum.defined()) {  // nothing selected on this edge: its output is zero
-    sum = ops_[kNoneOp].forward(x) * row[kNoneOp];
-  }
   return sum;
 }
+
+at::Tensor MixedOpImpl::zero_output(const at::Tensor& x) { return ops_[kNoneOp].forward(x); }
 
 SearchCellImpl::SearchCellImpl(const SearchCellOptions& o) : options_(o) {
   if (o.reduction_prev) {
@@ -72,8 +75,10 @@ at::Tensor SearchCellImpl::forward(const at::Tensor& s0, const at::Tensor& s1,
       const int e = CellSpace::edge(node, input);
       at::Tensor out = edges_[e]->forward(states[input], weights.weights[e],
                                           weights.selected.data() + e * ops, mode);
-      node_sum = node_sum.defined() ? node_sum + out : out;
+      if (out.defined()) node_sum = node_sum.defined() ? node_sum + out : out;
     }
+    // Nothing selected on any edge of the node: its value is zero.
+    if (!node_sum.defined()) node_sum = edges_[CellSpace::edge(node, 0)]->zero_output(states[0]);
     states.push_back(node_sum);
   }
   std::vector<at::Tensor> concat(states.end() - options_.multiplier, states.end());

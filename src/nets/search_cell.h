@@ -15,9 +15,12 @@ namespace datanas {
 class MixedOpImpl : public torch::nn::Module {
  public:
   MixedOpImpl(int64_t channels, int64_t stride);
-  // `row` is the (ops) weight row of this edge.
+  // `row` is the (ops) weight row of this edge. Outside kDense, an edge none of whose ops
+  // contributes returns an undefined tensor (its output is zero): callers skip it.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& row, const uint8_t* selected,
                      ExecMode mode);
+  // The zero output this edge gives for input `x`.
+  at::Tensor zero_output(const at::Tensor& x);
 
  private:
   std::vector<torch::nn::AnyModule> ops_;

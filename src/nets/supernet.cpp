@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "util/error.h"
+#include "util/memory_format.h"
 
 namespace datanas {
 namespace nn = torch::nn;
@@ -42,11 +43,12 @@ SupernetImpl::SupernetImpl(const SupernetOptions& o) : options_(o) {
     prev = o.multiplier * channels;
   }
   classifier_ = register_module("classifier", nn::Linear(prev, o.classes));
+  set_memory_format(*this, o.channels_last);
 }
 
 at::Tensor SupernetImpl::forward(const at::Tensor& images, const CellWeights& normal,
                                  const CellWeights& reduce, ExecMode mode) {
-  at::Tensor s0 = stem_bn_(stem_conv_(images));
+  at::Tensor s0 = stem_bn_(stem_conv_(in_memory_format(images, options_.channels_last)));
   at::Tensor s1 = s0;
   for (auto& cell : cells_) {
     at::Tensor next = cell->forward(s0, s1, cell->reduction() ? reduce : normal, mode);

@@ -21,6 +21,7 @@ struct SupernetOptions {
   int multiplier = 4;
   int stem_multiplier = 3;
   int classes = 10;
+  bool channels_last = true;  // NHWC weights and activations (see util/memory_format.h)
 };
 
 class SupernetImpl : public torch::nn::Module {

@@ -44,6 +44,7 @@ void for_each_field(Options& o, Fn&& field) {
   field("gap_batches", o.gap_batches);
   field("bn_recalibration_batches", o.bn_recalibration_batches);
   field("exec", o.exec);
+  field("channels_last", o.net.channels_last);
   field("seed", o.seed);
   field("threads", o.threads);
   field("device", o.device);

@@ -12,7 +12,8 @@ using nlohmann::json;
 static json network_options_json(const NetworkOptions& o) {
   return {{"kind", o.kind},         {"input_channels", o.input_channels},
           {"init_channels", o.init_channels}, {"layers", o.layers},
-          {"classes", o.classes},   {"auxiliary", o.auxiliary}};
+          {"classes", o.classes},   {"auxiliary", o.auxiliary},
+          {"channels_last", o.channels_last}};
 }
 
 static NetworkOptions network_options_from(const json& j) {
@@ -23,6 +24,7 @@ static NetworkOptions network_options_from(const json& j) {
   o.layers = j.at("layers").get<int>();
   o.classes = j.at("classes").get<int>();
   o.auxiliary = j.at("auxiliary").get<bool>();
+  o.channels_last = j.value("channels_last", o.channels_last);
   return o;
 }
 

@@ -32,6 +32,7 @@ void for_each_field(Options& o, Fn&& field) {
   field("seed", o.seed);
   field("threads", o.threads);
   field("device", o.device);
+  field("channels_last", o.channels_last);
   field("out", o.out);
 }
 

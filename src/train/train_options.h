@@ -27,6 +27,7 @@ struct TrainOptions {
   uint64_t seed = 1;
   int threads = 0;
   std::string device = "cpu";
+  bool channels_last = true;  // NHWC (see util/memory_format.h)
   std::string out = "runs/train";
 };
 

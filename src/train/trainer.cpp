@@ -121,6 +121,7 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   net.layers = options.layers;
   net.classes = info.classes;
   net.auxiliary = options.auxiliary_weight > 0;
+  net.channels_last = options.channels_last;
   torch::manual_seed(options.seed);
   TrainState state;
   state.network = Network(genotype, net);
