@@ -1,6 +1,7 @@
 #include "bench/bench_timing.h"
 
 #include <ATen/ATen.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,6 +27,7 @@ double median_ms(const std::function<void()>& fn, int warmup, int repeats) {
 }
 
 void reset_peak_rss() {
+  malloc_trim(0);  // hand freed heap pages back, or they count in the next peak
   std::ofstream clear("/proc/self/clear_refs");
   clear << "5";
 }

@@ -91,8 +91,15 @@ struct Bench {
   }
 };
 
+// What a timed weight step sampled from: the generator state and alphas just before it.
+struct Draw {
+  at::Generator generator;
+  at::Tensor alpha_normal, alpha_reduce;
+};
+
 struct StepTimes {
   double arch_ms = 0, weight_ms = 0, total_ms = 0;
+  std::vector<Draw> weight_draws;
 };
 
 // Alternating architecture and weight steps, as a first-order search runs them.
@@ -100,19 +107,25 @@ StepTimes time_iterations(Bench& b, int warmup, int repeats) {
   StepContext context{b.options, *b.sampler, b.state, at::kCPU};
   at::Generator g = at::detail::createCPUGenerator(b.options.seed + 7);
   std::vector<double> arch, weight, total;
+  std::vector<Draw> draws;
   for (int i = 0; i < warmup + repeats; ++i) {
     auto start = std::chrono::steady_clock::now();
     architecture_step(context, b.val, g);
     const double a = elapsed_ms(start);
+    draws.push_back(
+        {g.clone(), b.state.alpha_normal.detach().clone(), b.state.alpha_reduce.detach().clone()});
     start = std::chrono::steady_clock::now();
     weight_step(context, b.train, g);
     const double w = elapsed_ms(start);
-    if (i < warmup) continue;
+    if (i < warmup) {
+      draws.pop_back();
+      continue;
+    }
     arch.push_back(a);
     weight.push_back(w);
     total.push_back(a + w);
   }
-  return {median(arch), median(weight), median(total)};
+  return {median(arch), median(weight), median(total), draws};
 }
 
 // The discrete cell of a sampled code: every selected op except `none`. A node left with no
@@ -149,16 +162,17 @@ double distinct_ops(Bench& b, int draws) {
 }
 
 // One SGD step of the sampled architecture as a plain discrete network with the supernet's
-// ops: the lower bound of a weight step. Averaged over `architectures` sampled codes.
+// ops: the lower bound of a weight step. Timed on the very architectures the timed weight steps
+// drew (the same generator state and alphas), median over them.
 double oracle_ms(Bench& b, const SearchBenchConfig& config, const SearchBenchOptions& bench,
-                 int architectures) {
-  at::Generator g = at::detail::createCPUGenerator(b.options.seed + 13);
+                 const std::vector<Draw>& draws) {
   const CellSpace& space = b.sampler->space();
-  double total = 0;
-  for (int a = 0; a < architectures; ++a) {
-    Genotype genotype;
-    genotype.normal = sampled_cell(b.sampler->sample(b.state.alpha_normal.detach(), g), space);
-    genotype.reduce = sampled_cell(b.sampler->sample(b.state.alpha_reduce.detach(), g), space);
+  std::vector<double> times;
+  for (const Draw& draw : draws) {
+    at::Generator g = draw.generator.clone();
+    Genotype genotype;  // sampled in weight_step's order: normal, then reduce
+    genotype.normal = sampled_cell(b.sampler->sample(draw.alpha_normal, g), space);
+    genotype.reduce = sampled_cell(b.sampler->sample(draw.alpha_reduce, g), space);
     for (int j = space.nodes - b.options.net.multiplier; j < space.nodes; ++j) {
       genotype.normal_concat.push_back(2 + j);
       genotype.reduce_concat.push_back(2 + j);
@@ -175,7 +189,7 @@ double oracle_ms(Bench& b, const SearchBenchConfig& config, const SearchBenchOpt
     torch::optim::SGD sgd(network->parameters(), torch::optim::SGDOptions(b.options.lr)
                                                      .momentum(b.options.momentum)
                                                      .weight_decay(b.options.weight_decay));
-    total += median_ms(
+    times.push_back(median_ms(
         [&] {
           sgd.zero_grad();
           at::Tensor loss =
@@ -184,9 +198,9 @@ double oracle_ms(Bench& b, const SearchBenchConfig& config, const SearchBenchOpt
           torch::nn::utils::clip_grad_norm_(network->parameters(), b.options.grad_clip);
           sgd.step();
         },
-        bench.warmup, bench.repeats);
+        1, 1));
   }
-  return total / architectures;
+  return median(times);
 }
 
 std::pair<at::Tensor, at::Tensor> read_alphas(const std::string& path, const CellSpace& space) {
@@ -212,45 +226,47 @@ void run_search_step_bench(const SearchBenchConfig& config, const SearchBenchOpt
                            const std::function<void(const json&)>& on_row) {
   auto [alpha_normal, alpha_reduce] =
       read_alphas(bench.alphas_file, CellSpace{config.net.nodes, 8});
-  double dense_ms = 0, dense_rss = 0;
-  if (bench.with_dense) {
-    std::fprintf(stderr, "bench %s: dense path\n", config.name.c_str());
-    reset_peak_rss();
-    Bench dense(config, bench, bench.Ms.front(), "dense", alpha_normal, alpha_reduce);
-    dense_ms = time_iterations(dense, bench.warmup, bench.repeats).total_ms;
-    dense_rss = peak_rss_mb();
-  }
+  // Fast path first, in the order given (peaks only grow within a process), dense path last.
+  std::vector<json> rows;
   for (int M : bench.Ms) {
     std::fprintf(stderr, "bench %s: fast path, M=%d\n", config.name.c_str(), M);
     reset_peak_rss();
     Bench fast(config, bench, M, "fast", alpha_normal, alpha_reduce);
     const StepTimes times = time_iterations(fast, bench.warmup, bench.repeats);
     const double rss = peak_rss_mb();
-    const double oracle = oracle_ms(fast, config, bench, 2);
-    json row = {{"config", config.name},
-                {"M", M},
-                {"granularity", granularity_name(bench.granularity)},
-                {"probabilities", bench.alphas_file.empty() ? "initial" : bench.alphas_file},
-                {"batch", config.batch_size},
-                {"input", {config.channels, config.size, config.size}},
-                {"C", config.net.init_channels},
-                {"cells", config.net.layers},
-                {"threads", at::get_num_threads()},
-                {"memory_format", memory_format_name(bench.channels_last)},
-                {"fast_ms", times.total_ms},
-                {"fast_arch_ms", times.arch_ms},
-                {"fast_weight_ms", times.weight_ms},
-                {"oracle_ms", oracle},
-                {"overhead", times.weight_ms / oracle},
-                {"distinct_ops", distinct_ops(fast, 64)},
-                {"peak_rss_mb", rss}};
-    if (bench.with_dense) {
+    const double oracle = oracle_ms(fast, config, bench, times.weight_draws);
+    rows.push_back({{"config", config.name},
+                    {"M", M},
+                    {"granularity", granularity_name(bench.granularity)},
+                    {"probabilities", bench.alphas_file.empty() ? "initial" : bench.alphas_file},
+                    {"batch", config.batch_size},
+                    {"input", {config.channels, config.size, config.size}},
+                    {"C", config.net.init_channels},
+                    {"cells", config.net.layers},
+                    {"threads", at::get_num_threads()},
+                    {"memory_format", memory_format_name(bench.channels_last)},
+                    {"fast_ms", times.total_ms},
+                    {"fast_arch_ms", times.arch_ms},
+                    {"fast_weight_ms", times.weight_ms},
+                    {"oracle_ms", oracle},
+                    {"overhead", times.weight_ms / oracle},
+                    {"distinct_ops", distinct_ops(fast, 64)},
+                    {"peak_rss_mb", rss}});
+  }
+  if (bench.with_dense) {
+    // Every op runs whatever the code is, so one M stands for all.
+    std::fprintf(stderr, "bench %s: dense path\n", config.name.c_str());
+    reset_peak_rss();
+    Bench dense(config, bench, bench.Ms.front(), "dense", alpha_normal, alpha_reduce);
+    const double dense_ms = time_iterations(dense, bench.warmup, bench.repeats).total_ms;
+    const double dense_rss = peak_rss_mb();
+    for (json& row : rows) {
       row["dense_ms"] = dense_ms;
-      row["speedup"] = dense_ms / times.total_ms;
+      row["speedup"] = dense_ms / row["fast_ms"].get<double>();
       row["dense_peak_rss_mb"] = dense_rss;
     }
-    on_row(row);
   }
+  for (const json& row : rows) on_row(row);
 }
 
 }  // namespace datanas

@@ -37,7 +37,7 @@ struct SearchBenchOptions {
 // One JSON object per M. Keys: config, M, dense_ms, fast_ms, fast_arch_ms, fast_weight_ms,
 // oracle_ms, speedup, overhead, distinct_ops, peak_rss_mb (and the settings measured).
 // The dense path runs every op whatever the code is, so its time is measured once per config
-// and reported for each M. `on_row` gets each row as soon as it is measured.
+// (after the fast path) and reported for each M. `on_row` gets the rows at the end.
 void run_search_step_bench(const SearchBenchConfig& config, const SearchBenchOptions& options,
                            const std::function<void(const nlohmann::json&)>& on_row);
 
