@@ -37,9 +37,12 @@ test-sanitize: setup
 
 # Every libFuzzer target for SECONDS seconds each (clang, ASan + UBSan), seeded from fuzz/corpus
 # and fuzz/regressions; crashes land in $(FUZZ_BUILD)/artifacts/.
-fuzz: setup
+# fuzz_checkpoint links the Release library of $(BUILD) (built first) instead of rebuilding it.
+fuzz: setup $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS) --target datanas_lib
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	  "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" -DDATANAS_FUZZ=ON >/dev/null
+	  "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" -DDATANAS_FUZZ=ON \
+	  -DDATANAS_FUZZ_LIB=$(CURDIR)/$(BUILD)/libdatanas_lib.a >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) $(addprefix --target fuzz_,$(FUZZ_TARGETS))
 	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(SECONDS) $(FUZZ_TARGETS)
 

@@ -1,7 +1,8 @@
 // Integrity check of the zip archives LibTorch writes (torch::save, OutputArchive::save_to):
-// tensors are stored raw, the code/ records deflated, each with its CRC-32. Checking the central directory, every
-// local header and every CRC before LibTorch parses the file turns a truncated, bit-flipped or
-// foreign file into one clear Error instead of undefined behaviour inside the loader.
+// tensors are stored raw, the code/ records deflated, each with its CRC-32. Checking the central
+// directory, every local header and every CRC before LibTorch parses the file turns a truncated,
+// bit-flipped or foreign file into one clear Error instead of undefined behaviour inside the
+// loader.
 #pragma once
 #include <string>
 
