@@ -3,7 +3,18 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup build test demo bench clean format
+SAN_BUILD ?= build-sanitize
+FUZZ_BUILD ?= build-fuzz
+SECONDS ?= 60
+FUZZ_TARGETS ?= genotype idx cifar checkpoint
+TRIALS ?= 20
+# A sanitizer report fails the test that triggered it; leaks are checked, except those listed
+# (third-party frames only) in tests/sanitize/lsan.supp.
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0
+
+.PHONY: setup build test demo bench clean format test-sanitize fuzz test-crash
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +27,28 @@ build: setup $(BUILD)/CMakeCache.txt
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder.
+test-sanitize: setup
+	@cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" -DDATANAS_SANITIZE=ON >/dev/null
+	@cmake --build $(SAN_BUILD) -j $(JOBS) --target datanas_tests
+	@cd $(SAN_BUILD) && $(SAN_ENV) ctest --output-on-failure -j $(JOBS)
+
+# Every libFuzzer target for SECONDS seconds each (clang, ASan + UBSan), seeded from fuzz/corpus
+# and fuzz/regressions; crashes land in $(FUZZ_BUILD)/artifacts/.
+# fuzz_checkpoint links the Release library of $(BUILD) (built first) instead of rebuilding it.
+fuzz: setup $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS) --target datanas_lib
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" -DDATANAS_FUZZ=ON \
+	  -DDATANAS_FUZZ_LIB=$(CURDIR)/$(BUILD)/libdatanas_lib.a >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) $(addprefix --target fuzz_,$(FUZZ_TARGETS))
+	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(SECONDS) $(FUZZ_TARGETS)
+
+# Many SIGKILL/resume trials of a search and a training run (the suite runs a few).
+test-crash: build
+	@DATANAS_CRASH_TRIALS=$(TRIALS) $(BUILD)/datanas_tests --gtest_filter='CrashSafety.*'
 
 # The demo needs only the CLI: building the tests too would cost minutes of its budget.
 demo: setup $(BUILD)/CMakeCache.txt
@@ -37,4 +70,4 @@ format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	@rm -rf $(BUILD)
+	@rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

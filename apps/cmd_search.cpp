@@ -61,6 +61,12 @@ void add_search_flags(CLI::App& app, SearchFlags& f) {
       ->capture_default_str();
   app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--on-nonfinite", o->on_nonfinite,
+                 "NaN/Inf loss or gradient: stop (keep the last checkpoint) | skip the batch")
+      ->capture_default_str();
+  app.add_option("--memory-limit", o->memory_limit_gib,
+                 "GiB the run may use (0 = MemAvailable); larger runs are refused up front")
+      ->capture_default_str();
   add_memory_format_flag(app, o->net.channels_last);
 }
 
@@ -99,14 +105,19 @@ Command add_search(CLI::App& app) {
   app.add_option("--out", flags->options.out, "run folder for every output")->capture_default_str();
   app.add_flag("--resume", *resume, "continue the run in --out from its checkpoint");
   CLI::Option* epochs_flag = app.get_option("--epochs");
+  CLI::Option* nonfinite_flag = app.get_option("--on-nonfinite");
+  CLI::Option* memory_flag = app.get_option("--memory-limit");
   return [=]() {
     SearchOptions options = resolve_search_flags(*flags);
     const SearchOptions& o = flags->options;
     if (*resume) {
-      // The run's own config decides; only --epochs may extend it.
+      // The run's own config decides; only --epochs may extend it, and the policies that do
+      // not change results (--on-nonfinite, --memory-limit) may be set again.
       options = search_options_from_json(read_run_config(o.out), run_file(o.out, "config.json"));
       options.out = o.out;
       if (epochs_flag->count()) options.epochs = o.epochs;
+      if (nonfinite_flag->count()) options.on_nonfinite = o.on_nonfinite;
+      if (memory_flag->count()) options.memory_limit_gib = o.memory_limit_gib;
     }
     SearchResult result = run_search(options, *resume);
     print_search_result(result, options);

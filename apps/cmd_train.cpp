@@ -40,6 +40,12 @@ void add_train_flags(CLI::App& app, TrainOptions& o) {
   app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o.device, "cpu | cuda | cuda:N")->capture_default_str();
   add_memory_format_flag(app, o.channels_last);
+  app.add_option("--on-nonfinite", o.on_nonfinite,
+                 "NaN/Inf loss or gradient: stop (keep the last checkpoint) | skip the batch")
+      ->capture_default_str();
+  app.add_option("--memory-limit", o.memory_limit_gib,
+                 "GiB the run may use (0 = MemAvailable); larger runs are refused up front")
+      ->capture_default_str();
 }
 
 void plot_training(const std::string& out_dir) {
@@ -55,12 +61,17 @@ Command add_train(CLI::App& app) {
   app.add_option("--out", o->out, "run folder")->capture_default_str();
   app.add_flag("--resume", *resume, "continue the run in --out from its checkpoint");
   CLI::Option* epochs_flag = app.get_option("--epochs");
+  CLI::Option* nonfinite_flag = app.get_option("--on-nonfinite");
+  CLI::Option* memory_flag = app.get_option("--memory-limit");
   return [=]() {
     TrainOptions options = *o;
     if (*resume) {
       options = train_options_from_json(read_run_config(o->out), run_file(o->out, "config.json"));
       options.out = o->out;
       if (epochs_flag->count()) options.epochs = o->epochs;
+      // Policies that do not change results may be set again on resume.
+      if (nonfinite_flag->count()) options.on_nonfinite = o->on_nonfinite;
+      if (memory_flag->count()) options.memory_limit_gib = o->memory_limit_gib;
     }
     TrainResult result = run_training(options, *resume);
     plot_training(options.out);

@@ -8,6 +8,7 @@ packages=(
   libtorch-dev libopenblas0-openmp zlib1g-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev
   dataset-fashion-mnist graphviz gnuplot-nox
+  clang libclang-rt-14-dev  # make fuzz (libFuzzer) and clang builds; make test-sanitize uses g++
 )
 # `make bench` also runs the PyTorch reference of the search step.
 if [[ -n ${DATANAS_SETUP_BENCH:-} ]]; then packages+=(python3-torch); fi

@@ -97,12 +97,15 @@ class CliSuite : public ::testing::Test {
   }
 
   // Runs `datanas <args>`, capturing exit code, stdout and stderr through files in root_.
-  static Result run(const std::string& args) {
+  static Result run(const std::string& args) { return run_env("", args); }
+
+  // The same with `env` ("NAME=value ...") set for the binary only.
+  static Result run_env(const std::string& env, const std::string& args) {
     static int counter = 0;
     const fs::path out = root_ / ("stdout" + std::to_string(counter));
     const fs::path err = root_ / ("stderr" + std::to_string(counter++));
     const std::string command =
-        std::string(DATANAS_BINARY) + " " + args + " >" + quote(out) + " 2>" + quote(err);
+        env + " " + std::string(DATANAS_BINARY) + " " + args + " >" + quote(out) + " 2>" + quote(err);
     const int status = std::system(command.c_str());
     Result r;
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

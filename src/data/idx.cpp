@@ -42,10 +42,14 @@ std::vector<uint64_t> read_header(const std::string& path, const std::string& da
 void check_size(const std::string& path, const std::string& data, uint64_t header_size,
                 uint64_t payload_size, const char* what) {
   const uint64_t expected = header_size + payload_size;
-  if (data.size() != expected) {
+  // read_bounded stops one byte past `expected`, so a longer file shows as expected + 1.
+  if (data.size() > expected) {
+    throw Error(path + ": IDX " + what + " file is longer than the " + std::to_string(expected) +
+                " bytes its header announces (trailing bytes)");
+  }
+  if (data.size() < expected) {
     throw Error(path + ": IDX " + what + " file has " + std::to_string(data.size()) +
-                " bytes but its header announces " + std::to_string(expected) +
-                (data.size() < expected ? " (truncated)" : " (trailing bytes)"));
+                " bytes but its header announces " + std::to_string(expected) + " (truncated)");
   }
 }
 
@@ -60,9 +64,22 @@ std::string gz_reason(gzFile file, const std::string& path, int* code) {
   return message;
 }
 
+// The header first (at most 17 bytes), then the file up to what the header announces plus one
+// byte: a small .gz that inflates to far more than its header says (a "gzip bomb") is refused
+// after reading one byte too many, not after filling memory.
+std::string read_idx_file(const std::string& path, uint32_t magic, int dims, const char* what,
+                          uint64_t element_bytes_per_count, std::vector<uint64_t>* header) {
+  const size_t header_size = 4 * (1 + static_cast<size_t>(dims));
+  *header = read_header(path, read_maybe_gzip_file(path, header_size), magic, dims, what);
+  uint64_t per_item = 1;
+  for (int i = 1; i < dims; ++i) per_item *= (*header)[i];
+  if (per_item == 0 || per_item > element_bytes_per_count) return std::string(header_size, '\0');
+  return read_maybe_gzip_file(path, header_size + (*header)[0] * per_item);
+}
+
 }  // namespace
 
-std::string read_maybe_gzip_file(const std::string& path) {
+std::string read_maybe_gzip_file(const std::string& path, uint64_t max_bytes) {
   gzFile file = gzopen(path.c_str(), "rb");
   if (!file) throw Error(path + ": cannot open file (" + std::strerror(errno) + ")");
   gzbuffer(file, 1 << 17);
@@ -78,6 +95,11 @@ std::string read_maybe_gzip_file(const std::string& path) {
     }
     if (n == 0) break;
     data.append(buffer, static_cast<size_t>(n));
+    if (data.size() > max_bytes) {
+      data.resize(max_bytes + 1);
+      gzclose(file);
+      return data;
+    }
   }
   int code = Z_OK;
   const std::string message = gz_reason(file, path, &code);
@@ -88,8 +110,9 @@ std::string read_maybe_gzip_file(const std::string& path) {
 }
 
 ImageSet read_idx_images(const std::string& path, int64_t limit) {
-  const std::string data = read_maybe_gzip_file(path);
-  const auto dims = read_header(path, data, kIdxImagesMagic, 3, "images");
+  std::vector<uint64_t> dims;
+  const std::string data =
+      read_idx_file(path, kIdxImagesMagic, 3, "images", uint64_t{65536} * 65536, &dims);
   const uint64_t count = dims[0], rows = dims[1], cols = dims[2];
   if (rows == 0 || cols == 0 || rows > 65536 || cols > 65536) {
     throw Error(path + ": bad IDX image size " + std::to_string(rows) + "x" + std::to_string(cols));
@@ -107,8 +130,9 @@ ImageSet read_idx_images(const std::string& path, int64_t limit) {
 }
 
 std::vector<int64_t> read_idx_labels(const std::string& path, int64_t limit) {
-  const std::string data = read_maybe_gzip_file(path);
-  const uint64_t count = read_header(path, data, kIdxLabelsMagic, 1, "labels")[0];
+  std::vector<uint64_t> dims;
+  const std::string data = read_idx_file(path, kIdxLabelsMagic, 1, "labels", 1, &dims);
+  const uint64_t count = dims[0];
   check_size(path, data, 8, count, "labels");
   const auto* begin = reinterpret_cast<const uint8_t*>(data.data()) + 8;
   return std::vector<int64_t>(begin, begin + kept(count, limit));

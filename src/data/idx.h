@@ -13,9 +13,10 @@ namespace datanas {
 constexpr uint32_t kIdxImagesMagic = 0x00000803;
 constexpr uint32_t kIdxLabelsMagic = 0x00000801;
 
-// Whole file contents, gunzipped when the file is gzip (a raw file is read as is).
-// Throws Error naming the path when it cannot be opened or decompressed.
-std::string read_maybe_gzip_file(const std::string& path);
+// Whole file contents, gunzipped when the file is gzip (a raw file is read as is), but never
+// more than max_bytes + 1 bytes (a longer file returns exactly that many). Throws Error naming
+// the path when it cannot be opened or decompressed.
+std::string read_maybe_gzip_file(const std::string& path, uint64_t max_bytes = UINT64_MAX);
 
 // `limit` > 0 keeps only the first `limit` entries. The returned set has channels = 1 and no
 // labels. Throws Error naming the path for a wrong magic, bad dims or a size that does not match

@@ -16,6 +16,8 @@ std::string run_file(const std::string& out_dir, const std::string& name) {
 
 RunFolder open_run_folder(const std::string& dir) {
   make_directories(dir);
+  // A run killed while writing leaves NAME.tmp.PID beside the intact NAME: drop those.
+  remove_stale_temp_files(dir);
   return {dir, run_file(dir, "config.json"), run_file(dir, "log.jsonl"),
           run_file(dir, "checkpoint.pt")};
 }
@@ -34,7 +36,7 @@ json read_json_file(const std::string& path) {
   const std::string text = read_text_file(path);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error or out_of_range (number overflow)
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
 }
@@ -56,7 +58,7 @@ std::vector<json> read_log_lines(const std::string& path) {
     if (line.empty()) continue;
     try {
       lines.push_back(json::parse(line));
-    } catch (const json::parse_error&) {
+    } catch (const json::exception&) {
       throw Error(path + ":" + std::to_string(number) + ": invalid JSON line");
     }
   }

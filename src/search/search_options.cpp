@@ -49,6 +49,8 @@ void for_each_field(Options& o, Fn&& field) {
   field("threads", o.threads);
   field("device", o.device);
   field("out", o.out);
+  field("on_nonfinite", o.on_nonfinite);
+  field("memory_limit_gib", o.memory_limit_gib);
 }
 
 }  // namespace
@@ -94,6 +96,9 @@ void validate_search_options(const SearchOptions& o) {
   require(o.arch_lr > 0, "--arch-lr: expected > 0");
   require(o.grad_clip > 0, "--grad-clip: expected > 0");
   require(o.threads >= 0, "--threads: expected >= 0");
+  require(o.on_nonfinite == "stop" || o.on_nonfinite == "skip",
+          "--on-nonfinite: expected stop or skip, got '" + o.on_nonfinite + "'");
+  require(o.memory_limit_gib >= 0, "--memory-limit: expected >= 0 GiB (0 = MemAvailable)");
   require(o.gap_batches >= 0 && o.bn_recalibration_batches >= 0,
           "--gap-batches/--bn-recalibration-batches: expected >= 0");
 }

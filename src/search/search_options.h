@@ -38,6 +38,9 @@ struct SearchOptions {
   int threads = 0;  // 0 = all cores
   std::string device = "cpu";
   std::string out = "runs/search";
+  // Reliability
+  std::string on_nonfinite = "stop";  // stop | skip: what a NaN/Inf loss or gradient does
+  double memory_limit_gib = 0;        // memory the run may use (0 = MemAvailable)
 };
 
 nlohmann::json search_options_to_json(const SearchOptions& options);

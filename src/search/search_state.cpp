@@ -5,6 +5,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/zip_check.h"
 
 namespace datanas {
 
@@ -50,6 +51,8 @@ void save_search_checkpoint(const std::string& path, const SearchState& state) {
 
 void load_search_checkpoint(const std::string& path, SearchState& state) {
   if (!file_exists(path)) throw Error(path + ": no checkpoint to resume from");
+  // Truncated or corrupted files stop here, before LibTorch's parser sees them.
+  check_zip_file(path);
   try {
     torch::serialize::InputArchive archive, model, weight_opt, arch_opt;
     archive.load_from(path);
@@ -63,12 +66,19 @@ void load_search_checkpoint(const std::string& path, SearchState& state) {
     archive.read("alpha_normal", alpha_normal);
     archive.read("alpha_reduce", alpha_reduce);
     archive.read("epochs_done", epochs_done);
-    if (!alpha_normal.sizes().equals(state.alpha_normal.sizes()))
-      throw Error(path + ": alpha shape does not match this configuration");
+    for (const at::Tensor* alpha : {&alpha_normal, &alpha_reduce}) {
+      if (!alpha->sizes().equals(state.alpha_normal.sizes()) || !alpha->is_floating_point())
+        throw Error(path + ": alpha shape does not match this configuration");
+    }
+    if (epochs_done.numel() != 1 || epochs_done.is_floating_point())
+      throw Error(path + ": epochs_done is not an integer");
+    const int64_t done = epochs_done.item<int64_t>();
+    if (done < 0 || done > 1000000)
+      throw Error(path + ": epochs_done " + std::to_string(done) + " is out of range");
     at::NoGradGuard no_grad;
     state.alpha_normal.copy_(alpha_normal);
     state.alpha_reduce.copy_(alpha_reduce);
-    state.epochs_done = static_cast<int>(epochs_done.item<int64_t>());
+    state.epochs_done = static_cast<int>(done);
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
     throw Error(path + ": not a datanas search checkpoint of this configuration (" +

@@ -9,6 +9,8 @@
 
 #include "sample/adc.h"
 #include "util/error.h"
+#include "util/finite.h"
+#include "util/test_hooks.h"
 
 namespace datanas {
 namespace {
@@ -34,21 +36,29 @@ Forward sampled_forward(StepContext& c, const Batch& batch, at::Generator& gener
                           (adc_term(c.sampler.probabilities(alpha_normal), normal.weights) +
                            adc_term(c.sampler.probabilities(alpha_reduce), reduce.weights));
   }
+  if (c.poison_gradients) poison_gradients_of(f.loss);
   return f;
 }
 
 StepResult summarise(const Forward& f, const Batch& batch, const at::Device& device) {
   StepResult r;
   r.loss = f.loss.item<double>();
-  if (!std::isfinite(r.loss)) throw Error("loss is not finite");
+  check_finite_loss(r.loss);
   r.correct = f.logits.argmax(1).eq(batch.labels.to(device)).sum().item<int64_t>();
   r.seen = batch.labels.size(0);
   return r;
 }
 
-void clip_and_step_weights(StepContext& c) {
-  torch::nn::utils::clip_grad_norm_(c.state.model->parameters(), c.options.grad_clip);
-  c.state.weight_optimizer->step();
+// Gradients are checked before any optimiser step, so a NaN or Inf never reaches the weights,
+// the alphas or the optimisers' moments.
+void clip_weight_gradients(StepContext& c) {
+  check_finite_norm(
+      torch::nn::utils::clip_grad_norm_(c.state.model->parameters(), c.options.grad_clip),
+      "weight gradient norm");
+}
+
+void check_alpha_gradients(StepContext& c) {
+  check_finite_gradients({c.state.alpha_normal, c.state.alpha_reduce}, "alpha gradient");
 }
 
 }  // namespace
@@ -70,6 +80,7 @@ StepResult architecture_step(StepContext& c, const Batch& batch, at::Generator& 
     s.alpha_normal.mutable_grad() = grads[0];
     s.alpha_reduce.mutable_grad() = grads[1];
   }
+  check_alpha_gradients(c);
   s.arch_optimizer->step();
   return r;
 }
@@ -80,7 +91,8 @@ StepResult weight_step(StepContext& c, const Batch& batch, at::Generator& genera
   StepResult r = summarise(f, batch, c.device);
   c.state.weight_optimizer->zero_grad();
   f.loss.backward();
-  clip_and_step_weights(c);
+  clip_weight_gradients(c);
+  c.state.weight_optimizer->step();
   return r;
 }
 
@@ -92,7 +104,9 @@ StepResult joint_step(StepContext& c, const Batch& batch, at::Generator& generat
   s.weight_optimizer->zero_grad();
   s.arch_optimizer->zero_grad();
   f.loss.backward();
-  clip_and_step_weights(c);
+  clip_weight_gradients(c);
+  check_alpha_gradients(c);
+  s.weight_optimizer->step();
   s.arch_optimizer->step();
   return r;
 }

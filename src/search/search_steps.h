@@ -19,6 +19,7 @@ struct StepContext {
   const Sampler& sampler;
   SearchState& state;
   at::Device device;
+  bool poison_gradients = false;  // test hook: DATANAS_TEST_FAULT=grad@E:S
   bool dense() const { return options.exec == "dense"; }
 };
 

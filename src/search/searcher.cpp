@@ -5,18 +5,22 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "data/datasets.h"
 #include "data/loader.h"
 #include "search/gap.h"
 #include "search/run_files.h"
+#include "search/search_memory.h"
 #include "search/search_state.h"
 #include "search/search_steps.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/finite.h"
 #include "util/progress.h"
 #include "util/runtime.h"
 #include "util/schedule.h"
+#include "util/test_hooks.h"
 
 namespace datanas {
 using nlohmann::json;
@@ -56,6 +60,7 @@ json alphas_json(const SearchState& state, const Sampler& sampler) {
 struct EpochTotals {
   double train_loss = 0, val_loss = 0;
   int64_t train_correct = 0, train_seen = 0, val_correct = 0, val_seen = 0, steps = 0;
+  int64_t skipped = 0;  // batches dropped by --on-nonfinite skip
   void add_train(const StepResult& r) {
     train_loss += r.loss;
     train_correct += r.correct;
@@ -82,6 +87,7 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
   options.net.input_channels = info.channels;
   options.net.classes = info.classes;
   validate_search_options(options);
+  const NonFinitePolicy nonfinite = parse_nonfinite_policy(options.on_nonfinite);
   const at::Device device = parse_device(options.device);
   const int threads = configure_threads(options.threads);
   const RunFolder folder = open_run_folder(options.out);
@@ -97,6 +103,7 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
                options.sampler.name.c_str(), options.sampler.M,
                granularity_name(options.sampler.granularity).c_str(),
                static_cast<unsigned long long>(options.seed));
+  const uint64_t data_bytes = check_search_data_memory(options, data_dir);
   ImageSet images = load_dataset(options.dataset, data_dir, /*train=*/true, options.limit);
   auto [train_indices, val_indices] = split_indices(images.count, options.train_portion);
   if (train_indices.empty() || val_indices.empty())
@@ -111,8 +118,14 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
 
   auto sampler = make_sampler(options.sampler, CellSpace{options.net.nodes, 8});
   SearchState state = make_search_state(options, *sampler, device);
+  int64_t parameters = 0;
+  for (const auto& p : state.model->parameters()) parameters += p.numel();
+  check_search_step_memory(options, parameters, data_bytes);
   std::vector<json> log;
-  if (resume) {
+  if (resume && !file_exists(checkpoint_path)) {
+    // Killed before its first checkpoint: nothing to restore, the run starts over.
+    std::fprintf(stderr, "resuming: no checkpoint yet, starting from epoch 1\n");
+  } else if (resume) {
     load_search_checkpoint(checkpoint_path, state);
     log = read_log_lines(log_path);
     log.resize(std::min<size_t>(log.size(), state.epochs_done));
@@ -132,22 +145,39 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
     EpochTotals totals;
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
                       steps);
+    const InjectedFault& fault = injected_fault();
     for (int64_t step = 0; step < steps; ++step) {
+      context.poison_gradients = fault.hits("grad", epoch, step);
+      std::optional<BufferSnapshot> buffers;
+      if (nonfinite == NonFinitePolicy::kSkip) buffers.emplace(*state.model);
+      const std::string where =
+          "epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1);
       try {
         Batch train_batch = train_loader.batch(epoch, step);
+        if (fault.hits("loss", epoch, step))
+          train_batch.images = poisoned_images(train_batch.images);
         if (epoch < options.warmup_epochs) {
           totals.add_train(weight_step(context, train_batch, weight_noise));
         } else if (options.mode == "first-order") {
           Batch val_batch = val_loader.batch(epoch, step % val_loader.batches_per_epoch());
+          if (fault.hits("loss", epoch, step)) val_batch.images = poisoned_images(val_batch.images);
           totals.add_val(architecture_step(context, val_batch, arch_noise));
           totals.add_train(weight_step(context, train_batch, weight_noise));
         } else {
           totals.add_train(joint_step(context, train_batch, weight_noise));
         }
+      } catch (const NonFiniteError& e) {
+        // Detected before any optimiser step used it; only BN statistics may have moved.
+        if (nonfinite == NonFinitePolicy::kStop)
+          throw Error(where + ": " + e.what() + last_good_checkpoint(checkpoint_path) +
+                      " (--on-nonfinite skip drops such batches)");
+        buffers->restore();
+        ++totals.skipped;
+        std::fprintf(stderr, "\nwarning: %s: %s; batch skipped (--on-nonfinite skip)\n",
+                     where.c_str(), e.what());
+        continue;
       } catch (const Error& e) {
-        throw Error("epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
-                    ": " + e.what() + "; last good checkpoint: " +
-                    (file_exists(checkpoint_path) ? checkpoint_path : "none"));
+        throw Error(where + ": " + e.what() + last_good_checkpoint(checkpoint_path));
       }
       ++totals.steps;
       progress.update(step + 1, "loss " + std::to_string(totals.train_loss / totals.steps).substr(0, 5) +
@@ -173,7 +203,7 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
         {"warmup", epoch < options.warmup_epochs},
         {"lr", lr},
         {"temperature", sampler->temperature()},
-        {"train_loss", totals.train_loss / steps},
+        {"train_loss", totals.train_loss / std::max<int64_t>(1, totals.steps)},
         {"train_acc", totals.train_seen ? double(totals.train_correct) / totals.train_seen : 0.0},
         {"search_acc", gap.search_acc},
         {"derived_acc", gap.derived_acc},
@@ -187,13 +217,22 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
     record["entropy"] = (record["entropy_normal"].get<double>() +
                          record["entropy_reduce"].get<double>()) / 2;
     if (totals.val_seen) {
-      record["val_loss"] = totals.val_loss / steps;
+      record["val_loss"] = totals.val_loss / std::max<int64_t>(1, totals.steps);
       record["val_acc"] = totals.val_seen ? double(totals.val_correct) / totals.val_seen : 0.0;
     }
     progress.finish("train acc " + percent(totals.train_correct, totals.train_seen) +
                     " | search acc " + percent(std::lround(gap.search_acc * 1000), 1000) +
                     " | derived acc " + percent(std::lround(gap.derived_acc * 1000), 1000) +
                     " (raw " + percent(std::lround(gap.derived_acc_raw * 1000), 1000) + ")");
+    if (totals.skipped) record["skipped_steps"] = totals.skipped;
+    // Never a non-finite value over a good checkpoint, whatever slipped past the step checks.
+    std::string bad = first_nonfinite_tensor(*state.model);
+    if (bad.empty() && !(at::isfinite(state.alpha_normal).all().item<bool>() &&
+                         at::isfinite(state.alpha_reduce).all().item<bool>()))
+      bad = "alpha";
+    if (!bad.empty())
+      throw Error("epoch " + std::to_string(epoch + 1) + ": " + bad +
+                  " is not finite, no output written" + last_good_checkpoint(checkpoint_path));
     log.push_back(record);
     // Outputs first, checkpoint last: a run killed in between resumes at this epoch and
     // rewrites the same files.

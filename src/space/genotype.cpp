@@ -256,7 +256,8 @@ Genotype genotype_from_json(const std::string& text, const std::string& source) 
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double (found by fuzzing).
     std::string detail = e.what();
     const size_t end = detail.find("] ");
     if (detail.rfind("[json.exception", 0) == 0 && end != std::string::npos) {

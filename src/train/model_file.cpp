@@ -5,6 +5,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/zip_check.h"
 
 namespace datanas {
 using nlohmann::json;
@@ -25,6 +26,11 @@ static NetworkOptions network_options_from(const json& j) {
   o.classes = j.at("classes").get<int>();
   o.auxiliary = j.at("auxiliary").get<bool>();
   o.channels_last = j.value("channels_last", o.channels_last);
+  // A corrupt or hostile file must not make the network allocate without bound.
+  if (o.input_channels < 1 || o.input_channels > 64 || o.init_channels < 2 ||
+      o.init_channels > 4096 || o.layers < 3 || o.layers > 1000 || o.classes < 1 ||
+      o.classes > 100000)
+    throw Error("network options out of range");
   return o;
 }
 
@@ -42,6 +48,7 @@ void save_model_file(const std::string& path, const ModelFile& model) {
 
 ModelFile load_model_file(const std::string& path) {
   if (!file_exists(path)) throw Error(path + ": no such model file");
+  check_zip_file(path);
   ModelFile model;
   json meta;
   torch::serialize::InputArchive archive;

@@ -34,6 +34,8 @@ void for_each_field(Options& o, Fn&& field) {
   field("device", o.device);
   field("channels_last", o.channels_last);
   field("out", o.out);
+  field("on_nonfinite", o.on_nonfinite);
+  field("memory_limit_gib", o.memory_limit_gib);
 }
 
 }  // namespace
@@ -68,6 +70,9 @@ void validate_train_options(const TrainOptions& o) {
   require(o.lr > 0, "--lr: expected > 0");
   require(o.grad_clip > 0, "--grad-clip: expected > 0");
   require(o.threads >= 0, "--threads: expected >= 0");
+  require(o.on_nonfinite == "stop" || o.on_nonfinite == "skip",
+          "--on-nonfinite: expected stop or skip, got '" + o.on_nonfinite + "'");
+  require(o.memory_limit_gib >= 0, "--memory-limit: expected >= 0 GiB (0 = MemAvailable)");
 }
 
 }  // namespace datanas

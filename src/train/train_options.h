@@ -29,6 +29,8 @@ struct TrainOptions {
   std::string device = "cpu";
   bool channels_last = true;  // NHWC (see util/memory_format.h)
   std::string out = "runs/train";
+  std::string on_nonfinite = "stop";  // stop | skip: what a NaN/Inf loss or gradient does
+  double memory_limit_gib = 0;        // memory the run may use (0 = MemAvailable)
 };
 
 nlohmann::json train_options_to_json(const TrainOptions& options);

@@ -8,15 +8,20 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "data/datasets.h"
 #include "search/run_files.h"
 #include "train/model_file.h"
+#include "train/train_memory.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/finite.h"
 #include "util/progress.h"
 #include "util/runtime.h"
 #include "util/schedule.h"
+#include "util/test_hooks.h"
+#include "util/zip_check.h"
 
 namespace datanas {
 using nlohmann::json;
@@ -67,6 +72,7 @@ void save_checkpoint(const std::string& path, const TrainState& state) {
 
 void load_checkpoint(const std::string& path, TrainState& state) {
   if (!file_exists(path)) throw Error(path + ": no checkpoint to resume from");
+  check_zip_file(path);
   try {
     torch::serialize::InputArchive archive, weights, optimizer;
     archive.load_from(path);
@@ -76,7 +82,11 @@ void load_checkpoint(const std::string& path, TrainState& state) {
     state.optimizer->load(optimizer);
     at::Tensor epochs_done;
     archive.read("epochs_done", epochs_done);
-    state.epochs_done = static_cast<int>(epochs_done.item<int64_t>());
+    if (epochs_done.numel() != 1 || epochs_done.is_floating_point())
+      throw Error(path + ": epochs_done is not an integer");
+    const int64_t done = epochs_done.item<int64_t>();
+    if (done < 0 || done > 1000000) throw Error(path + ": epochs_done " + std::to_string(done) + " is out of range");
+    state.epochs_done = static_cast<int>(done);
   } catch (const c10::Error& e) {
     throw Error(path + ": not a training checkpoint of this configuration");
   }
@@ -87,6 +97,7 @@ void load_checkpoint(const std::string& path, TrainState& state) {
 TrainResult run_training(const TrainOptions& requested, bool resume) {
   TrainOptions options = requested;
   validate_train_options(options);
+  const NonFinitePolicy nonfinite = parse_nonfinite_policy(options.on_nonfinite);
   const DatasetInfo& info = dataset_info(options.dataset);
   const at::Device device = parse_device(options.device);
   const int threads = configure_threads(options.threads);
@@ -99,6 +110,7 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   config["genotype_resolved"] = json::parse(genotype_to_json(genotype));
   write_json_file(folder.config, config);
 
+  const uint64_t data_bytes = check_train_data_memory(options);
   // An empty data_dir makes load_dataset use the data set's default folder.
   ImageSet train_images = load_dataset(options.dataset, options.data_dir, true, options.limit);
   ImageSet test_images = load_dataset(options.dataset, options.data_dir, false, options.test_limit);
@@ -130,8 +142,14 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
                                                         torch::optim::SGDOptions(options.lr)
                                                             .momentum(options.momentum)
                                                             .weight_decay(options.weight_decay));
+  int64_t parameter_count = 0;
+  for (const auto& p : state.network->parameters()) parameter_count += p.numel();
+  check_train_step_memory(options, genotype, parameter_count, data_bytes);
   std::vector<json> log;
-  if (resume) {
+  if (resume && !file_exists(checkpoint_path)) {
+    // Killed before its first checkpoint: nothing to restore, the run starts over.
+    std::fprintf(stderr, "resuming: no checkpoint yet, starting from epoch 1\n");
+  } else if (resume) {
     load_checkpoint(checkpoint_path, state);
     log = read_log_lines(log_path);
     log.resize(std::min<size_t>(log.size(), state.epochs_done));
@@ -155,24 +173,42 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
     torch::manual_seed(options.seed * 1000003ULL + epoch);
     state.network->train();
     double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
+    int64_t correct = 0, seen = 0, skipped = 0;
+    const InjectedFault& fault = injected_fault();
     Progress progress("train " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs),
                       steps);
     for (int64_t step = 0; step < steps; ++step) {
       Batch batch = train_loader.batch(epoch, step);
+      if (fault.hits("loss", epoch, step)) batch.images = poisoned_images(batch.images);
+      std::optional<BufferSnapshot> buffers;
+      if (nonfinite == NonFinitePolicy::kSkip) buffers.emplace(*state.network);
       at::Tensor labels = batch.labels.to(device);
       NetworkOutput out = state.network->forward(batch.images.to(device));
       at::Tensor loss = at::cross_entropy_loss(out.logits, labels);
       if (out.aux_logits.defined())
         loss = loss + options.auxiliary_weight * at::cross_entropy_loss(out.aux_logits, labels);
+      if (fault.hits("grad", epoch, step)) poison_gradients_of(loss);
       const double loss_value = loss.item<double>();
-      if (!std::isfinite(loss_value))
-        throw Error("epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
-                    ": loss is not finite; last good checkpoint: " +
-                    (file_exists(checkpoint_path) ? checkpoint_path : "none"));
-      state.optimizer->zero_grad();
-      loss.backward();
-      torch::nn::utils::clip_grad_norm_(state.network->parameters(), options.grad_clip);
+      // Loss and gradients are checked before the optimiser step uses them.
+      try {
+        check_finite_loss(loss_value);
+        state.optimizer->zero_grad();
+        loss.backward();
+        check_finite_norm(
+            torch::nn::utils::clip_grad_norm_(state.network->parameters(), options.grad_clip),
+            "weight gradient norm");
+      } catch (const NonFiniteError& e) {
+        const std::string where =
+            "epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1);
+        if (nonfinite == NonFinitePolicy::kStop)
+          throw Error(where + ": " + e.what() + last_good_checkpoint(checkpoint_path) +
+                      " (--on-nonfinite skip drops such batches)");
+        buffers->restore();
+        ++skipped;
+        std::fprintf(stderr, "\nwarning: %s: %s; batch skipped (--on-nonfinite skip)\n",
+                     where.c_str(), e.what());
+        continue;
+      }
       state.optimizer->step();
       loss_sum += loss_value * labels.size(0);
       correct += out.logits.argmax(1).eq(labels).sum().item<int64_t>();
@@ -182,6 +218,14 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
                     100.0 * correct / seen);
       progress.update(step + 1, metrics);
     }
+    if (seen == 0)
+      throw Error("epoch " + std::to_string(epoch + 1) + ": every batch was skipped" +
+                  last_good_checkpoint(checkpoint_path));
+    // Never a non-finite value over a good checkpoint, whatever slipped past the step checks.
+    const std::string bad = first_nonfinite_tensor(*state.network);
+    if (!bad.empty())
+      throw Error("epoch " + std::to_string(epoch + 1) + ": " + bad +
+                  " is not finite, no output written" + last_good_checkpoint(checkpoint_path));
     Evaluation test = evaluate_network(state.network, test_loader, device);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -189,7 +233,7 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
     std::snprintf(summary, sizeof summary, "train acc %.1f%% | test acc %.2f%% top-5 %.2f%%",
                   100.0 * correct / seen, 100 * test.top1, 100 * test.top5);
     progress.finish(summary);
-    log.push_back({{"epoch", epoch + 1},
+    json record = {{"epoch", epoch + 1},
                    {"lr", lr},
                    {"drop_path", drop_path},
                    {"train_loss", loss_sum / seen},
@@ -197,7 +241,9 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
                    {"test_loss", test.loss},
                    {"test_acc", test.top1},
                    {"test_top5", test.top5},
-                   {"seconds", seconds}});
+                   {"seconds", seconds}};
+    if (skipped) record["skipped_steps"] = skipped;
+    log.push_back(record);
     write_log_lines(log_path, log);
     state.epochs_done = epoch + 1;
     save_checkpoint(checkpoint_path, state);
