@@ -105,7 +105,8 @@ class CliSuite : public ::testing::Test {
     const fs::path out = root_ / ("stdout" + std::to_string(counter));
     const fs::path err = root_ / ("stderr" + std::to_string(counter++));
     const std::string command =
-        env + " " + std::string(DATANAS_BINARY) + " " + args + " >" + quote(out) + " 2>" + quote(err);
+        env + " " + std::string(DATANAS_BINARY) + " " + args + " >" + quote(out) + " 2>" +
+        quote(err);
     const int status = std::system(command.c_str());
     Result r;
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -85,7 +85,8 @@ void load_checkpoint(const std::string& path, TrainState& state) {
     if (epochs_done.numel() != 1 || epochs_done.is_floating_point())
       throw Error(path + ": epochs_done is not an integer");
     const int64_t done = epochs_done.item<int64_t>();
-    if (done < 0 || done > 1000000) throw Error(path + ": epochs_done " + std::to_string(done) + " is out of range");
+    if (done < 0 || done > 1000000)
+      throw Error(path + ": epochs_done " + std::to_string(done) + " is out of range");
     state.epochs_done = static_cast<int>(done);
   } catch (const c10::Error& e) {
     throw Error(path + ": not a training checkpoint of this configuration");
