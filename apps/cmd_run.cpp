@@ -89,6 +89,7 @@ Command add_run(CLI::App& app) {
     retrain.seed = search.seed;
     retrain.threads = search.threads;
     retrain.device = search.device;
+    retrain.kernels = kernel_backend_name(search.net.kernels);
     retrain.out = run_file(*out, "train");
     TrainResult trained = run_training(retrain, /*resume=*/false);
     plot_training(retrain.out);

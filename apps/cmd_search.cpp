@@ -61,6 +61,9 @@ void add_search_flags(CLI::App& app, SearchFlags& f) {
       ->capture_default_str();
   app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--kernels", f.kernels,
+                 "native (own CPU kernels) | torch (LibTorch's; always used off the CPU)")
+      ->capture_default_str();
 }
 
 SearchOptions resolve_search_flags(const SearchFlags& f) {
@@ -70,6 +73,7 @@ SearchOptions resolve_search_flags(const SearchFlags& f) {
   if (f.weights != "normalised" && f.weights != "plain-sum")
     throw Error("--weights: expected normalised or plain-sum, got '" + f.weights + "'");
   options.sampler.plain_sum = f.weights == "plain-sum";
+  options.net.kernels = parse_kernel_backend(f.kernels);
   return options;
 }
 

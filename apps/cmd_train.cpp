@@ -39,6 +39,9 @@ void add_train_flags(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o.device, "cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--kernels", o.kernels,
+                 "native (own CPU kernels) | torch (LibTorch's; always used off the CPU)")
+      ->capture_default_str();
 }
 
 void plot_training(const std::string& out_dir) {

@@ -27,6 +27,7 @@ Command add_run(CLI::App& app);
 struct SearchFlags {
   SearchOptions options;
   std::string granularity = "node", parametrisation = "softmax", weights = "normalised";
+  std::string kernels = "native";
 };
 void add_search_flags(CLI::App& app, SearchFlags& flags);
 SearchOptions resolve_search_flags(const SearchFlags& flags);

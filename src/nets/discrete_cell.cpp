@@ -55,13 +55,13 @@ DiscreteCellImpl::DiscreteCellImpl(const Genotype& genotype, const DiscreteCellO
   }
   if (o.reduction_prev) {
     preprocess0_ =
-        torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, /*affine=*/true));
+        torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, /*affine=*/true, o.kernels));
   } else {
     preprocess0_ = torch::nn::AnyModule(
-        ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, /*affine=*/true));
+        ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, /*affine=*/true, o.kernels));
   }
   preprocess1_ =
-      torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, /*affine=*/true));
+      torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, /*affine=*/true, o.kernels));
   register_module("preprocess0", preprocess0_.ptr());
   register_module("preprocess1", preprocess1_.ptr());
 
@@ -78,7 +78,8 @@ DiscreteCellImpl::DiscreteCellImpl(const Genotype& genotype, const DiscreteCellO
       }
       const int64_t stride = o.reduction && pair.input < 2 ? 2 : 1;
       Op op;
-      op.module = make_cnn_op(pair.op, o.channels, stride, /*affine=*/true, /*pool_bn=*/false);
+      op.module = make_cnn_op(pair.op, o.channels, stride, /*affine=*/true, /*pool_bn=*/false,
+                              o.kernels);
       op.input = pair.input;
       op.identity = pair.op == "skip_connect" && stride == 1;
       register_module("node" + std::to_string(j) + "_op" + std::to_string(p), op.module.ptr());

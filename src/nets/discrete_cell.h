@@ -10,6 +10,7 @@
 #include <torch/nn/modules/container/any.h>
 #include <torch/nn/pimpl.h>
 
+#include "kernels/kernel_backend.h"
 #include "space/genotype.h"
 
 namespace datanas {
@@ -34,6 +35,7 @@ at::Tensor drop_path(const at::Tensor& x, double drop_prob);
 struct DiscreteCellOptions {
   int64_t channels_prev_prev = 0, channels_prev = 0, channels = 0;
   bool reduction = false, reduction_prev = false;
+  KernelBackend kernels = KernelBackend::kTorch;
 };
 
 class DiscreteCellImpl : public torch::nn::Module {

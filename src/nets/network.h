@@ -31,6 +31,7 @@ struct NetworkOptions {
   int classes = 10;
   bool auxiliary = false;
   double drop_path = 0.0;  // drop probability per op output, training mode only
+  KernelBackend kernels = KernelBackend::kNative;  // LibTorch's kernels off the CPU anyway
 };
 
 // Throws Error when an option is out of range (unknown kind, non-positive sizes, drop_path

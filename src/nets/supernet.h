@@ -21,6 +21,7 @@ struct SupernetOptions {
   int multiplier = 4;
   int stem_multiplier = 3;
   int classes = 10;
+  KernelBackend kernels = KernelBackend::kNative;  // LibTorch's kernels off the CPU anyway
 };
 
 class SupernetImpl : public torch::nn::Module {

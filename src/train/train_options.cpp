@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/kernel_backend.h"
 #include "util/error.h"
 #include "util/json_fields.h"
 
@@ -32,6 +33,7 @@ void for_each_field(Options& o, Fn&& field) {
   field("seed", o.seed);
   field("threads", o.threads);
   field("device", o.device);
+  field("kernels", o.kernels);
   field("out", o.out);
 }
 
@@ -67,6 +69,7 @@ void validate_train_options(const TrainOptions& o) {
   require(o.lr > 0, "--lr: expected > 0");
   require(o.grad_clip > 0, "--grad-clip: expected > 0");
   require(o.threads >= 0, "--threads: expected >= 0");
+  parse_kernel_backend(o.kernels);  // throws naming --kernels
 }
 
 }  // namespace datanas

@@ -27,6 +27,7 @@ struct TrainOptions {
   uint64_t seed = 1;
   int threads = 0;
   std::string device = "cpu";
+  std::string kernels = "native";  // native | torch (parse_kernel_backend)
   std::string out = "runs/train";
 };
 

@@ -121,6 +121,7 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   net.layers = options.layers;
   net.classes = info.classes;
   net.auxiliary = options.auxiliary_weight > 0;
+  net.kernels = parse_kernel_backend(options.kernels);
   torch::manual_seed(options.seed);
   TrainState state;
   state.network = Network(genotype, net);

@@ -1,0 +1,22 @@
+// Which implementation runs the cell-space ops: LibTorch's kernels (the reference, and the only
+// choice off the CPU) or this project's own CPU kernels (src/kernels/).
+#pragma once
+#include <string>
+
+namespace at {
+class Tensor;
+}
+
+namespace datanas {
+
+enum class KernelBackend { kTorch, kNative };
+
+// "native" or "torch"; throws Error naming --kernels otherwise.
+KernelBackend parse_kernel_backend(const std::string& text);
+std::string kernel_backend_name(KernelBackend backend);
+
+// True when `backend` is native and `x` is a float or double CPU tensor; other devices and
+// dtypes fall back to LibTorch.
+bool use_native_kernels(KernelBackend backend, const at::Tensor& x);
+
+}  // namespace datanas

@@ -1,0 +1,559 @@
+// AVX2 + FMA float kernels. Built with -mavx2 -mfma (CMakeLists.txt) and called only when the CPU
+// has both (best_kernels_f32). Includes no LibTorch and no standard-library templates.
+#include <immintrin.h>
+
+#include "kernels/plane_kernels_generic.h"
+
+namespace datanas {
+namespace kernels {
+namespace {
+
+// Lanes 0..count-1 on.
+inline __m256i lane_mask(int64_t count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline float horizontal_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Stride 2: the padded plane is split into its even and odd columns (row pitch `pitch` each), so
+// tap column 2 * ow + j * d is column ow + (j * d) / 2 of one of them: contiguous in ow again.
+void pad_split(const float* x, int64_t H, int64_t W, int64_t p, bool relu, float* even, float* odd,
+               int64_t pitch, float fill = 0.0f) {
+  for (int64_t r = 0; r < H + 2 * p; ++r) {
+    float* e = even + r * pitch;
+    float* o = odd + r * pitch;
+    for (int64_t c = 0; c < pitch; ++c) e[c] = o[c] = fill;
+    if (r < p || r >= H + p) continue;
+    const float* src = x + (r - p) * W;
+    for (int64_t c = 0; c < W; ++c) {
+      const float v = relu ? relu_value(src[c]) : src[c];
+      const int64_t col = c + p;
+      ((col & 1) ? o : e)[col >> 1] = v;
+    }
+  }
+}
+
+inline const float* phase(const float* even, const float* odd, int64_t offset) {
+  return (offset & 1) ? odd + (offset >> 1) : even + (offset >> 1);
+}
+
+// Stride-1 correlation of the padded plane P with a K x K kernel, 16 outputs of a row at a time.
+template <int K>
+void conv_s1_avx2(const float* P, int64_t Wp, const float* w, int64_t d, float* y, int64_t Ho,
+                  int64_t Wo) {
+  const __m256i tail = lane_mask(Wo % 8);
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    const float* base = P + oh * Wp;
+    float* yr = y + oh * Wo;
+    int64_t ow = 0;
+    for (; ow + 16 <= Wo; ow += 16) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      for (int i = 0; i < K; ++i) {
+        const float* r = base + i * d * Wp + ow;
+        for (int j = 0; j < K; ++j) {
+          const __m256 wv = _mm256_broadcast_ss(w + i * K + j);
+          a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r + j * d), a0);
+          a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r + j * d + 8), a1);
+        }
+      }
+      _mm256_storeu_ps(yr + ow, a0);
+      _mm256_storeu_ps(yr + ow + 8, a1);
+    }
+    for (; ow + 8 <= Wo; ow += 8) {
+      __m256 a0 = _mm256_setzero_ps();
+      for (int i = 0; i < K; ++i) {
+        const float* r = base + i * d * Wp + ow;
+        for (int j = 0; j < K; ++j)
+          a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + i * K + j), _mm256_loadu_ps(r + j * d), a0);
+      }
+      _mm256_storeu_ps(yr + ow, a0);
+    }
+    if (ow < Wo) {
+      __m256 a0 = _mm256_setzero_ps();
+      for (int i = 0; i < K; ++i) {
+        const float* r = base + i * d * Wp + ow;
+        for (int j = 0; j < K; ++j)
+          a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + i * K + j),
+                               _mm256_maskload_ps(r + j * d, tail), a0);
+      }
+      _mm256_maskstore_ps(yr + ow, tail, a0);
+    }
+  }
+}
+
+// gw += stride-1 weight gradient: one pass over gy per kernel row, K accumulators.
+template <int K>
+void wgrad_s1_avx2(const float* P, int64_t Wp, const float* gy, int64_t d, int64_t Ho, int64_t Wo,
+                   float* gw) {
+  const __m256i tail = lane_mask(Wo % 8);
+  for (int i = 0; i < K; ++i) {
+    __m256 acc[K];
+    for (int j = 0; j < K; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      const float* g = gy + oh * Wo;
+      const float* r = P + (oh + i * d) * Wp;
+      int64_t ow = 0;
+      for (; ow + 8 <= Wo; ow += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + ow);
+        for (int j = 0; j < K; ++j)
+          acc[j] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(r + ow + j * d), acc[j]);
+      }
+      if (ow < Wo) {
+        const __m256 gv = _mm256_maskload_ps(g + ow, tail);
+        for (int j = 0; j < K; ++j)
+          acc[j] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(r + ow + j * d, tail), acc[j]);
+      }
+    }
+    for (int j = 0; j < K; ++j) gw[i * K + j] += horizontal_sum(acc[j]);
+  }
+}
+
+template <int K>
+void conv_s2_avx2(const float* even, const float* odd, int64_t pitch, const float* w, int64_t d,
+                  float* y, int64_t Ho, int64_t Wo) {
+  const __m256i tail = lane_mask(Wo % 8);
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    float* yr = y + oh * Wo;
+    for (int64_t ow = 0; ow < Wo; ow += 8) {
+      const bool full = ow + 8 <= Wo;
+      __m256 acc = _mm256_setzero_ps();
+      for (int i = 0; i < K; ++i) {
+        const int64_t row = (2 * oh + i * d) * pitch + ow;
+        for (int j = 0; j < K; ++j) {
+          const float* src = phase(even + row, odd + row, j * d);
+          const __m256 v = full ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, tail);
+          acc = _mm256_fmadd_ps(_mm256_broadcast_ss(w + i * K + j), v, acc);
+        }
+      }
+      if (full) {
+        _mm256_storeu_ps(yr + ow, acc);
+      } else {
+        _mm256_maskstore_ps(yr + ow, tail, acc);
+      }
+    }
+  }
+}
+
+template <int K>
+void wgrad_s2_avx2(const float* even, const float* odd, int64_t pitch, const float* gy, int64_t d,
+                   int64_t Ho, int64_t Wo, float* gw) {
+  const __m256i tail = lane_mask(Wo % 8);
+  for (int i = 0; i < K; ++i) {
+    __m256 acc[K];
+    for (int j = 0; j < K; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      const int64_t row = (2 * oh + i * d) * pitch;
+      for (int64_t ow = 0; ow < Wo; ow += 8) {
+        const bool full = ow + 8 <= Wo;
+        const float* g = gy + oh * Wo + ow;
+        const __m256 gv = full ? _mm256_loadu_ps(g) : _mm256_maskload_ps(g, tail);
+        for (int j = 0; j < K; ++j) {
+          const float* src = phase(even + row + ow, odd + row + ow, j * d);
+          const __m256 v = full ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, tail);
+          acc[j] = _mm256_fmadd_ps(gv, v, acc[j]);
+        }
+      }
+    }
+    for (int j = 0; j < K; ++j) gw[i * K + j] += horizontal_sum(acc[j]);
+  }
+}
+
+// The transposed conv into split accumulators, then interleaved and cropped into gx.
+template <int K>
+void input_grad_s2_avx2(const float* gy, const float* w, int64_t d, int64_t Ho, int64_t Wo,
+                        float* even, float* odd, int64_t pitch, int64_t Hp) {
+  for (int64_t e = 0; e < Hp * pitch; ++e) even[e] = odd[e] = 0.0f;
+  const __m256i tail = lane_mask(Wo % 8);
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    for (int64_t ow = 0; ow < Wo; ow += 8) {
+      const bool full = ow + 8 <= Wo;
+      const float* g = gy + oh * Wo + ow;
+      const __m256 gv = full ? _mm256_loadu_ps(g) : _mm256_maskload_ps(g, tail);
+      for (int i = 0; i < K; ++i) {
+        const int64_t row = (2 * oh + i * d) * pitch + ow;
+        for (int j = 0; j < K; ++j) {
+          float* dst = const_cast<float*>(phase(even + row, odd + row, j * d));
+          const __m256 add = _mm256_mul_ps(_mm256_broadcast_ss(w + i * K + j), gv);
+          if (full) {
+            _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), add));
+          } else {
+            _mm256_maskstore_ps(dst, tail, _mm256_add_ps(_mm256_maskload_ps(dst, tail), add));
+          }
+        }
+      }
+    }
+  }
+}
+
+template <int K>
+void conv_forward_s2(const float* x, const float* w, float* y, const ConvGeometry& g, bool relu,
+                     float* scratch) {
+  const int64_t Hp = g.height + 2 * g.padding, pitch = (g.width + 2 * g.padding + 1) / 2;
+  float* even = scratch;
+  float* odd = scratch + Hp * pitch;
+  pad_split(x, g.height, g.width, g.padding, relu, even, odd, pitch);
+  conv_s2_avx2<K>(even, odd, pitch, w, g.dilation, y, g.out_height, g.out_width);
+}
+
+template <int K>
+void conv_backward_s2(const float* x, const float* w, const float* gy, float* gx, float* gw,
+                      const ConvGeometry& g, bool relu, float* scratch) {
+  const int64_t p = g.padding, Hp = g.height + 2 * p, pitch = (g.width + 2 * p + 1) / 2;
+  float* even = scratch;
+  float* odd = scratch + Hp * pitch;
+  pad_split(x, g.height, g.width, p, relu, even, odd, pitch);
+  wgrad_s2_avx2<K>(even, odd, pitch, gy, g.dilation, g.out_height, g.out_width, gw);
+  input_grad_s2_avx2<K>(gy, w, g.dilation, g.out_height, g.out_width, even, odd, pitch, Hp);
+  for (int64_t h = 0; h < g.height; ++h) {
+    const float* e = even + (h + p) * pitch;
+    const float* o = odd + (h + p) * pitch;
+    const float* xr = x + h * g.width;
+    float* out = gx + h * g.width;
+    for (int64_t c = 0; c < g.width; ++c) {
+      const int64_t col = c + p;
+      const float v = (col & 1) ? o[col >> 1] : e[col >> 1];
+      out[c] = !relu || xr[c] > 0.0f ? v : 0.0f;
+    }
+  }
+}
+
+void conv_forward_avx2(const float* x, const float* w, float* y, const ConvGeometry& g, bool relu,
+                       float* scratch);
+void conv_backward_avx2(const float* x, const float* w, const float* gy, float* gx, float* gw,
+                        const ConvGeometry& g, bool relu, float* scratch);
+
+struct Avx2Inner {
+  static void conv_s1(const float* P, int64_t Wp, const float* w, int64_t k, int64_t d, float* y,
+                      int64_t Ho, int64_t Wo) {
+    if (k == 3) return conv_s1_avx2<3>(P, Wp, w, d, y, Ho, Wo);
+    if (k == 5) return conv_s1_avx2<5>(P, Wp, w, d, y, Ho, Wo);
+    conv_padded(P, Wp, w, k, 1, d, y, Ho, Wo);
+  }
+  static void wgrad_s1(const float* P, int64_t Wp, const float* gy, int64_t k, int64_t d,
+                       int64_t Ho, int64_t Wo, float* gw) {
+    if (k == 3) return wgrad_s1_avx2<3>(P, Wp, gy, d, Ho, Wo, gw);
+    if (k == 5) return wgrad_s1_avx2<5>(P, Wp, gy, d, Ho, Wo, gw);
+    wgrad_padded(P, Wp, gy, k, 1, d, Ho, Wo, gw);
+  }
+};
+
+// Tail-safe row helpers: out[c] = op(a[c], b[c], c2[c]) over n columns.
+template <typename Op, typename Scalar>
+void rows3(const float* a, const float* b, const float* c, float* out, int64_t n, Op op,
+           Scalar scalar) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(
+        out + i, op(op(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)), _mm256_loadu_ps(c + i)));
+  for (; i < n; ++i) out[i] = scalar(scalar(a[i], b[i]), c[i]);
+}
+
+inline __m256 vmax(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
+inline __m256 vadd(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+inline float smax(float a, float b) { return b > a ? b : a; }
+inline float sadd(float a, float b) { return a + b; }
+
+// Vertical max of the three padded rows of output row oh (stride 1), then horizontal max.
+void max_row_s1(const float* P, int64_t Wp, int64_t oh, int64_t Wo, float* V, float* y) {
+  const float* r = P + oh * Wp;
+  rows3(r, r + Wp, r + 2 * Wp, V, Wp, vmax, smax);
+  rows3(V, V + 1, V + 2, y, Wo, vmax, smax);
+}
+
+void max_pool_forward_avx2(const float* x, float* y, const PoolGeometry& g, float* scratch) {
+  if (g.stride != 1) return max_pool_forward(x, y, g, scratch);
+  const int64_t Hp = g.height + 2, Wp = g.width + 2;
+  float* V = scratch + Hp * Wp;
+  pad_plane(x, g.height, g.width, 1, negative_infinity<float>(), false, scratch);
+  for (int64_t oh = 0; oh < g.out_height; ++oh)
+    max_row_s1(scratch, Wp, oh, g.out_width, V, y + oh * g.out_width);
+}
+
+// Stride 2 on even/odd column halves: tap (i, j) of output column ow is column ow of the even
+// half (j = 0), of the odd half (j = 1) or column ow + 1 of the even half (j = 2). The first
+// maximum of each window takes gy, added into split accumulators, then interleaved into gx.
+void max_pool_backward_s2(const float* x, const float* gy, float* gx, const PoolGeometry& g,
+                          float* scratch) {
+  const int64_t H = g.height, W = g.width, Hp = H + 2, pitch = (W + 3) / 2;
+  const int64_t Ho = g.out_height, Wo = g.out_width;
+  float* even = scratch;
+  float* odd = even + Hp * pitch;
+  float* gin_even = odd + Hp * pitch;
+  float* gin_odd = gin_even + Hp * pitch;
+  pad_split(x, H, W, 1, false, even, odd, pitch, negative_infinity<float>());
+  for (int64_t e = 0; e < Hp * pitch; ++e) gin_even[e] = gin_odd[e] = 0.0f;
+  const __m256i tail = lane_mask(Wo % 8);
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    for (int64_t ow = 0; ow < Wo; ow += 8) {
+      const bool full = ow + 8 <= Wo;
+      auto load = [&](const float* at) {
+        return full ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, tail);
+      };
+      __m256 v[9];
+      for (int i = 0; i < 3; ++i) {
+        const int64_t row = (2 * oh + i) * pitch + ow;
+        v[3 * i] = load(even + row);
+        v[3 * i + 1] = load(odd + row);
+        v[3 * i + 2] = load(even + row + 1);
+      }
+      __m256 m = v[0];
+      for (int t = 1; t < 9; ++t) m = _mm256_max_ps(m, v[t]);
+      const __m256 gv = load(gy + oh * Wo + ow);
+      __m256 taken = _mm256_setzero_ps();
+      for (int t = 0; t < 9; ++t) {
+        const __m256 first = _mm256_andnot_ps(taken, _mm256_cmp_ps(v[t], m, _CMP_EQ_OQ));
+        taken = _mm256_or_ps(taken, first);
+        const int64_t row = (2 * oh + t / 3) * pitch + ow;
+        float* dst = t % 3 == 1 ? gin_odd + row : gin_even + row + (t % 3 == 2 ? 1 : 0);
+        const __m256 sum = _mm256_add_ps(load(dst), _mm256_and_ps(first, gv));
+        if (full) {
+          _mm256_storeu_ps(dst, sum);
+        } else {
+          _mm256_maskstore_ps(dst, tail, sum);
+        }
+      }
+    }
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    const float* e = gin_even + (h + 1) * pitch;
+    const float* o = gin_odd + (h + 1) * pitch;
+    for (int64_t c = 0; c < W; ++c)
+      gx[h * W + c] = ((c + 1) & 1) ? o[(c + 1) >> 1] : e[(c + 1) >> 1];
+  }
+}
+
+// Stride 1, in two passes without scatter: (1) the code (0..8, row-major) of each window's first
+// maximum, into a plane padded with -1, beside gy padded with 0; (2) every input gathers gy from
+// the nine windows around it whose code points back at it.
+void max_pool_backward_avx2(const float* x, const float* gy, float* gx, const PoolGeometry& g,
+                            float* scratch) {
+  if (g.stride == 2) return max_pool_backward_s2(x, gy, gx, g, scratch);
+  if (g.stride != 1) return max_pool_backward(x, gy, gx, g, scratch);
+  const int64_t H = g.height, W = g.width, Hp = H + 2, Wp = W + 2;
+  float* P = scratch;
+  float* codes = P + Hp * Wp;
+  float* grads = codes + Hp * Wp;
+  float* V = grads + Hp * Wp;
+  float* M = V + Wp;
+  pad_plane(x, H, W, 1, negative_infinity<float>(), false, P);
+  pad_plane(gy, H, W, 1, 0.0f, false, grads);
+  for (int64_t c = 0; c < Wp; ++c) codes[c] = codes[(H + 1) * Wp + c] = -1.0f;
+  const __m256i tail = lane_mask(W % 8);
+  for (int64_t oh = 0; oh < H; ++oh) {
+    max_row_s1(P, Wp, oh, W, V, M);
+    float* code_row = codes + (oh + 1) * Wp;
+    code_row[0] = code_row[W + 1] = -1.0f;
+    for (int64_t ow = 0; ow < W; ow += 8) {
+      const bool full = ow + 8 <= W;
+      const __m256 m = full ? _mm256_loadu_ps(M + ow) : _mm256_maskload_ps(M + ow, tail);
+      __m256 code = _mm256_setzero_ps();
+      for (int t = 8; t >= 0; --t) {
+        const float* at = P + (oh + t / 3) * Wp + ow + t % 3;
+        const __m256 v = full ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, tail);
+        code = _mm256_blendv_ps(code, _mm256_set1_ps(static_cast<float>(t)),
+                                _mm256_cmp_ps(v, m, _CMP_EQ_OQ));
+      }
+      if (full) {
+        _mm256_storeu_ps(code_row + 1 + ow, code);
+      } else {
+        _mm256_maskstore_ps(code_row + 1 + ow, tail, code);
+      }
+    }
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t w = 0; w < W; w += 8) {
+      const bool full = w + 8 <= W;
+      __m256 acc = _mm256_setzero_ps();
+      for (int t = 0; t < 9; ++t) {
+        // The window of output (h + 1 - i, w + 1 - j) sees this input as tap (i, j).
+        const int64_t at = (h + 2 - t / 3) * Wp + w + 2 - t % 3;
+        const __m256 c = full ? _mm256_loadu_ps(codes + at) : _mm256_maskload_ps(codes + at, tail);
+        const __m256 gv = full ? _mm256_loadu_ps(grads + at) : _mm256_maskload_ps(grads + at, tail);
+        const __m256 hit = _mm256_cmp_ps(c, _mm256_set1_ps(static_cast<float>(t)), _CMP_EQ_OQ);
+        acc = _mm256_add_ps(acc, _mm256_and_ps(hit, gv));
+      }
+      if (full) {
+        _mm256_storeu_ps(gx + h * W + w, acc);
+      } else {
+        _mm256_maskstore_ps(gx + h * W + w, tail, acc);
+      }
+    }
+  }
+}
+
+// 1 / taps inside the plane for each output column (stride 1).
+void column_counts(int64_t W, float* counts) {
+  for (int64_t c = 0; c < W; ++c) counts[c] = static_cast<float>(taps_inside(c, 1, W));
+}
+
+// out[c] = (V[c] + V[c + 1] + V[c + 2]) / (rows * counts[c]).
+void box_row(const float* V, const float* counts, float rows, float* out, int64_t n) {
+  const __m256 r = _mm256_set1_ps(rows);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 sum =
+        _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(V + i), _mm256_loadu_ps(V + i + 1)),
+                      _mm256_loadu_ps(V + i + 2));
+    _mm256_storeu_ps(out + i, _mm256_div_ps(sum, _mm256_mul_ps(r, _mm256_loadu_ps(counts + i))));
+  }
+  for (; i < n; ++i) out[i] = (V[i] + V[i + 1] + V[i + 2]) / (rows * counts[i]);
+}
+
+void avg_pool_forward_avx2(const float* x, float* y, const PoolGeometry& g, float* scratch) {
+  if (g.stride != 1) return avg_pool_forward(x, y, g, scratch);
+  const int64_t Hp = g.height + 2, Wp = g.width + 2, Wo = g.out_width;
+  float* P = scratch;
+  float* V = P + Hp * Wp;
+  float* counts = V + Wp;
+  pad_plane(x, g.height, g.width, 1, 0.0f, false, P);
+  column_counts(g.width, counts);
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    const float* r = P + oh * Wp;
+    rows3(r, r + Wp, r + 2 * Wp, V, Wp, vadd, sadd);
+    box_row(V, counts, static_cast<float>(taps_inside(oh, 1, g.height)), y + oh * Wo, Wo);
+  }
+}
+
+// Stride 1: gx is the 3x3 box sum of gy / count (padded with zeros).
+void avg_pool_backward_avx2(const float* gy, float* gx, const PoolGeometry& g, float* scratch) {
+  if (g.stride != 1) return avg_pool_backward(gy, gx, g, scratch);
+  const int64_t H = g.height, W = g.width, Wp = W + 2;
+  float* Q = scratch;
+  float* V = Q + (H + 2) * Wp;
+  float* counts = V + Wp;
+  float* ones = counts + W + 8;
+  column_counts(W, counts);
+  for (int64_t c = 0; c < Wp; ++c) ones[c] = 1.0f;
+  for (int64_t c = 0; c < Wp; ++c) Q[c] = Q[(H + 1) * Wp + c] = 0.0f;
+  for (int64_t h = 0; h < H; ++h) {
+    float* row = Q + (h + 1) * Wp;
+    row[0] = row[W + 1] = 0.0f;
+    const float rows = static_cast<float>(taps_inside(h, 1, H));
+    const float* src = gy + h * W;
+    for (int64_t c = 0; c < W; ++c) row[c + 1] = src[c] / (rows * counts[c]);
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    const float* r = Q + h * Wp;
+    rows3(r, r + Wp, r + 2 * Wp, V, Wp, vadd, sadd);
+    box_row(V, ones, 1.0f, gx + h * W, W);
+  }
+}
+
+// Batch-norm pieces: float lanes over blocks of 512, summed into double per block.
+constexpr int64_t kBlock = 512;
+
+void moments_avx2(const float* x, int64_t n, float shift, double* sum, double* sum_squares) {
+  double s = 0, ss = 0;
+  const __m256 sh = _mm256_set1_ps(shift);
+  int64_t e = 0;
+  for (; e + 8 <= n;) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    const int64_t stop = e + kBlock < n ? e + kBlock : n;
+    for (; e + 8 <= stop; e += 8) {
+      const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + e), sh);
+      a = _mm256_add_ps(a, v);
+      b = _mm256_fmadd_ps(v, v, b);
+    }
+    s += horizontal_sum(a);
+    ss += horizontal_sum(b);
+  }
+  for (; e < n; ++e) {
+    const double v = static_cast<double>(x[e]) - shift;
+    s += v;
+    ss += v * v;
+  }
+  *sum = s;
+  *sum_squares = ss;
+}
+
+void scale_shift_avx2(const float* x, float* y, int64_t n, float scale, float offset) {
+  const __m256 a = _mm256_set1_ps(scale), b = _mm256_set1_ps(offset);
+  int64_t e = 0;
+  for (; e + 8 <= n; e += 8) _mm256_storeu_ps(y + e, _mm256_fmadd_ps(_mm256_loadu_ps(x + e), a, b));
+  for (; e < n; ++e) y[e] = x[e] * scale + offset;
+}
+
+void grad_moments_avx2(const float* x, const float* gy, int64_t n, float mean, double* sum_gy,
+                       double* sum_gy_xc) {
+  double s = 0, sx = 0;
+  const __m256 m = _mm256_set1_ps(mean);
+  int64_t e = 0;
+  for (; e + 8 <= n;) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    const int64_t stop = e + kBlock < n ? e + kBlock : n;
+    for (; e + 8 <= stop; e += 8) {
+      const __m256 g = _mm256_loadu_ps(gy + e);
+      a = _mm256_add_ps(a, g);
+      b = _mm256_fmadd_ps(g, _mm256_sub_ps(_mm256_loadu_ps(x + e), m), b);
+    }
+    s += horizontal_sum(a);
+    sx += horizontal_sum(b);
+  }
+  for (; e < n; ++e) {
+    s += gy[e];
+    sx += static_cast<double>(gy[e]) * (static_cast<double>(x[e]) - mean);
+  }
+  *sum_gy = s;
+  *sum_gy_xc = sx;
+}
+
+void normalize_backward_avx2(const float* x, const float* gy, float* gx, int64_t n, float a,
+                             float b, float c) {
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), vc = _mm256_set1_ps(c);
+  int64_t e = 0;
+  for (; e + 8 <= n; e += 8) {
+    const __m256 t = _mm256_fmadd_ps(_mm256_loadu_ps(x + e), vb, vc);
+    _mm256_storeu_ps(gx + e, _mm256_fmadd_ps(_mm256_loadu_ps(gy + e), va, t));
+  }
+  for (; e < n; ++e) gx[e] = a * gy[e] + b * x[e] + c;
+}
+
+void conv_forward_avx2(const float* x, const float* w, float* y, const ConvGeometry& g, bool relu,
+                       float* scratch) {
+  if (g.stride == 2 && g.kernel == 3) return conv_forward_s2<3>(x, w, y, g, relu, scratch);
+  if (g.stride == 2 && g.kernel == 5) return conv_forward_s2<5>(x, w, y, g, relu, scratch);
+  conv_forward<float, Avx2Inner>(x, w, y, g, relu, scratch);
+}
+
+void conv_backward_avx2(const float* x, const float* w, const float* gy, float* gx, float* gw,
+                        const ConvGeometry& g, bool relu, float* scratch) {
+  if (g.stride == 2 && g.kernel == 3)
+    return conv_backward_s2<3>(x, w, gy, gx, gw, g, relu, scratch);
+  if (g.stride == 2 && g.kernel == 5)
+    return conv_backward_s2<5>(x, w, gy, gx, gw, g, relu, scratch);
+  conv_backward<float, Avx2Inner>(x, w, gy, gx, gw, g, relu, scratch);
+}
+
+PlaneKernels<float> avx2_table() {
+  PlaneKernels<float> t = generic_table<float>();
+  t.conv_forward = conv_forward_avx2;
+  t.conv_backward = conv_backward_avx2;
+  t.max_pool_forward = max_pool_forward_avx2;
+  t.max_pool_backward = max_pool_backward_avx2;
+  t.avg_pool_forward = avg_pool_forward_avx2;
+  t.avg_pool_backward = avg_pool_backward_avx2;
+  t.moments = moments_avx2;
+  t.scale_shift = scale_shift_avx2;
+  t.grad_moments = grad_moments_avx2;
+  t.normalize_backward = normalize_backward_avx2;
+  return t;
+}
+
+}  // namespace
+
+namespace avx2 {
+
+const PlaneKernels<float>& kernels_f32() {
+  static const PlaneKernels<float> table = avx2_table();
+  return table;
+}
+
+}  // namespace avx2
+}  // namespace kernels
+}  // namespace datanas
