@@ -21,6 +21,7 @@ Command add_eval(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_random(CLI::App& app);
 Command add_run(CLI::App& app);
+Command add_bench(CLI::App& app);
 
 // Search flags shared by `search` and `run`; the enums arrive as text and are parsed late so
 // a bad value gets the flag's own error message.

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add("random", "draw a random architecture of the space (random-search baseline)",
       datanas::cli::add_random);
   add("run", "the whole pipeline: search, derive, retrain, report", datanas::cli::add_run);
+  add("bench", "time search iterations (dense vs fast) or single ops", datanas::cli::add_bench);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

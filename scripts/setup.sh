@@ -9,6 +9,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev libgtest-dev
   dataset-fashion-mnist graphviz gnuplot-nox
 )
+# `make bench` also runs the PyTorch reference of the search step.
+if [[ -n ${DATANAS_SETUP_BENCH:-} ]]; then packages+=(python3-torch); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -71,6 +71,8 @@ TEST(KernelBackend, ParsesAndNames) {
   EXPECT_TRUE(use_native_kernels(KernelBackend::kNative, f.to(torch::kDouble)));
   EXPECT_FALSE(use_native_kernels(KernelBackend::kTorch, f));
   EXPECT_FALSE(use_native_kernels(KernelBackend::kNative, f.to(torch::kHalf)));
+  at::Tensor nhwc = torch::zeros({2, 3, 4, 5}).contiguous(at::MemoryFormat::ChannelsLast);
+  EXPECT_FALSE(use_native_kernels(KernelBackend::kNative, nhwc));
 }
 
 std::string conv_name(int64_t k, int64_t d, int64_t s, int64_t p, bool relu, const Shape& sh) {
@@ -498,6 +500,11 @@ TEST(KernelTiming, DISABLED_OpsAndSupernet) {
          return native_depthwise_conv2d(a, w, {1, 1, 1, true});
        },
        w3, up},
+      {"conv1x1 (mm)", [](auto& a, auto& w) { return at::conv2d(a, w); },
+       [](auto& a, auto& w) {
+         return at::matmul(w.view({16, 16}), a.view({64, 16, 1024})).view({64, 16, 32, 32});
+       },
+       torch::randn({16, 16, 1, 1}), up},
       {"max_pool_3x3",
        [](auto& a, auto&) {
          return at::max_pool2d(a, {3, 3}, {1, 1}, {1, 1});

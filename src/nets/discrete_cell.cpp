@@ -53,15 +53,16 @@ DiscreteCellImpl::DiscreteCellImpl(const Genotype& genotype, const DiscreteCellO
     throw Error(std::string("genotype: ") + (o.reduction ? "reduce" : "normal") +
                 " cell has no nodes or no concat (expected a validated genotype)");
   }
+  const bool affine = !o.supernet_ops;
   if (o.reduction_prev) {
     preprocess0_ =
-        torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, /*affine=*/true, o.kernels));
+        torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, affine, o.kernels));
   } else {
     preprocess0_ = torch::nn::AnyModule(
-        ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, /*affine=*/true, o.kernels));
+        ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, affine, o.kernels));
   }
   preprocess1_ =
-      torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, /*affine=*/true, o.kernels));
+      torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, affine, o.kernels));
   register_module("preprocess0", preprocess0_.ptr());
   register_module("preprocess1", preprocess1_.ptr());
 
@@ -78,7 +79,7 @@ DiscreteCellImpl::DiscreteCellImpl(const Genotype& genotype, const DiscreteCellO
       }
       const int64_t stride = o.reduction && pair.input < 2 ? 2 : 1;
       Op op;
-      op.module = make_cnn_op(pair.op, o.channels, stride, /*affine=*/true, /*pool_bn=*/false,
+      op.module = make_cnn_op(pair.op, o.channels, stride, affine, /*pool_bn=*/o.supernet_ops,
                               o.kernels);
       op.input = pair.input;
       op.identity = pair.op == "skip_connect" && stride == 1;

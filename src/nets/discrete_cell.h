@@ -4,11 +4,11 @@
 // Ops use affine BatchNorm and no BN after pools. Drop-path (training only) applies to every
 // op output except the identity (skip_connect at stride 1).
 #pragma once
-#include <vector>
-
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
 #include <torch/nn/pimpl.h>
+
+#include <vector>
 
 #include "kernels/kernel_backend.h"
 #include "space/genotype.h"
@@ -35,6 +35,9 @@ at::Tensor drop_path(const at::Tensor& x, double drop_prob);
 struct DiscreteCellOptions {
   int64_t channels_prev_prev = 0, channels_prev = 0, channels = 0;
   bool reduction = false, reduction_prev = false;
+  // Ops as the supernet builds them (BN without affine, BN after pools) instead of the
+  // evaluation ones: the search benchmark's oracle.
+  bool supernet_ops = false;
   KernelBackend kernels = KernelBackend::kTorch;
 };
 

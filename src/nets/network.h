@@ -9,14 +9,14 @@
 //   conv3x3/2, BN; the first cell sees a reduced c_{k-2}; 224x224 inputs.
 // Global pooling is adaptive (DARTS' AvgPool2d(7) on ImageNet's 7x7 maps is the same thing).
 #pragma once
-#include <string>
-#include <vector>
-
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
+
+#include <string>
+#include <vector>
 
 #include "nets/discrete_cell.h"
 #include "space/genotype.h"
@@ -30,7 +30,8 @@ struct NetworkOptions {
   int layers = 20;
   int classes = 10;
   bool auxiliary = false;
-  double drop_path = 0.0;  // drop probability per op output, training mode only
+  double drop_path = 0.0;     // drop probability per op output, training mode only
+  bool supernet_ops = false;  // see DiscreteCellOptions::supernet_ops
   KernelBackend kernels = KernelBackend::kNative;  // LibTorch's kernels off the CPU anyway
 };
 
