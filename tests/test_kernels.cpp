@@ -16,6 +16,7 @@
 #include "kernels/depthwise_conv.h"
 #include "kernels/kernel_backend.h"
 #include "kernels/plane_kernels.h"
+#include "kernels/pointwise_conv.h"
 #include "kernels/pool.h"
 #include "nets/supernet.h"
 #include "space/ops.h"
@@ -112,6 +113,27 @@ TEST(KernelDepthwise, MatchesLibTorch) {
   }
 }
 
+TEST(KernelPointwise, MatchesLibTorch) {
+  torch::manual_seed(8);
+  for (const Shape& s : kShapes) {
+    for (int64_t outputs : {s.c, int64_t{13}}) {
+      at::Tensor x = torch::randn({s.n, s.c, s.h, s.w});
+      at::Tensor w = torch::randn({outputs, s.c, 1, 1});
+      at::Tensor up = torch::randn({s.n, outputs, s.h, s.w});
+      expect_close(
+          value_and_grads(
+              [](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+                return native_pointwise_conv2d(in, l[0]);
+              },
+              x, {w}, up),
+          value_and_grads([](const at::Tensor& in,
+                             const std::vector<at::Tensor>& l) { return at::conv2d(in, l[0]); },
+                          x, {w}, up),
+          std::to_string(s.c) + "->" + std::to_string(outputs));
+    }
+  }
+}
+
 // Central differences of sum(f(x, leaves) * up) against the analytic gradients, in double.
 template <typename F>
 void expect_finite_differences(F f, const at::Tensor& x, const std::vector<at::Tensor>& leaves,
@@ -204,6 +226,17 @@ TEST(KernelPool, MatchesLibTorch) {
       }
     }
   }
+}
+
+TEST(KernelPointwise, FiniteDifferencesInDouble) {
+  torch::manual_seed(9);
+  at::Tensor x = torch::randn({2, 3, 5, 4}, torch::kDouble);
+  at::Tensor w = torch::randn({4, 3, 1, 1}, torch::kDouble);
+  expect_finite_differences(
+      [](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+        return native_pointwise_conv2d(in, l[0]);
+      },
+      x, {w}, "pointwise 3->4");
 }
 
 TEST(KernelPool, FiniteDifferencesInDouble) {
@@ -500,11 +533,9 @@ TEST(KernelTiming, DISABLED_OpsAndSupernet) {
          return native_depthwise_conv2d(a, w, {1, 1, 1, true});
        },
        w3, up},
-      {"conv1x1 (mm)", [](auto& a, auto& w) { return at::conv2d(a, w); },
-       [](auto& a, auto& w) {
-         return at::matmul(w.view({16, 16}), a.view({64, 16, 1024})).view({64, 16, 32, 32});
-       },
-       torch::randn({16, 16, 1, 1}), up},
+      {"conv1x1", [](auto& a, auto& w) { return at::conv2d(a, w); },
+       [](auto& a, auto& w) { return native_pointwise_conv2d(a, w); }, torch::randn({16, 16, 1, 1}),
+       up},
       {"max_pool_3x3",
        [](auto& a, auto&) {
          return at::max_pool2d(a, {3, 3}, {1, 1}, {1, 1});

@@ -47,6 +47,13 @@ struct PlaneKernels {
                        double* sum_gy_xc);
   // ... and gx = a * gy + b * x + c.
   void (*normalize_backward)(const T* x, const T* gy, T* gx, int64_t n, T a, T b, T c);
+  // Pointwise (1x1) conv of one sample over pixels [begin, end) of its `pixels`:
+  // y[o, p] = sum_i w[o, i] x[i, p] (w row-major outputs x inputs; x, y channel-major).
+  void (*pointwise)(const T* x, const T* w, T* y, int64_t inputs, int64_t outputs, int64_t pixels,
+                    int64_t begin, int64_t end);
+  // gw[o, i] += sum_p gy[o, p] x[i, p] over pixels [begin, end).
+  void (*pointwise_wgrad)(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
+                          int64_t pixels, int64_t begin, int64_t end);
 };
 
 namespace portable {

@@ -530,6 +530,25 @@ void conv_backward_avx2(const float* x, const float* w, const float* gy, float* 
   conv_backward<float, Avx2Inner>(x, w, gy, gx, gw, g, relu, scratch);
 }
 
+void pointwise_wgrad_avx2(const float* x, const float* gy, float* gw, int64_t inputs,
+                          int64_t outputs, int64_t pixels, int64_t begin, int64_t end) {
+  const __m256i tail = lane_mask((end - begin) % 8);
+  for (int64_t o = 0; o < outputs; ++o) {
+    const float* g = gy + o * pixels;
+    for (int64_t i = 0; i < inputs; ++i) {
+      const float* xr = x + i * pixels;
+      __m256 acc = _mm256_setzero_ps();
+      int64_t p = begin;
+      for (; p + 8 <= end; p += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(g + p), _mm256_loadu_ps(xr + p), acc);
+      if (p < end)
+        acc =
+            _mm256_fmadd_ps(_mm256_maskload_ps(g + p, tail), _mm256_maskload_ps(xr + p, tail), acc);
+      gw[o * inputs + i] += horizontal_sum(acc);
+    }
+  }
+}
+
 PlaneKernels<float> avx2_table() {
   PlaneKernels<float> t = generic_table<float>();
   t.conv_forward = conv_forward_avx2;
@@ -542,6 +561,7 @@ PlaneKernels<float> avx2_table() {
   t.scale_shift = scale_shift_avx2;
   t.grad_moments = grad_moments_avx2;
   t.normalize_backward = normalize_backward_avx2;
+  t.pointwise_wgrad = pointwise_wgrad_avx2;
   return t;
 }
 

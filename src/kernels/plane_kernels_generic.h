@@ -276,6 +276,43 @@ void normalize_backward(const T* x, const T* gy, T* gx, int64_t n, T a, T b, T c
   for (int64_t e = 0; e < n; ++e) gx[e] = a * gy[e] + b * x[e] + c;
 }
 
+// Pixel blocks small enough that a block of every output row stays in L1 while the inputs
+// stream through it; the p loops vectorise.
+constexpr int64_t kPixelBlock = 64;
+
+template <typename T>
+void pointwise(const T* x, const T* w, T* y, int64_t inputs, int64_t outputs, int64_t pixels,
+               int64_t begin, int64_t end) {
+  for (int64_t p0 = begin; p0 < end; p0 += kPixelBlock) {
+    const int64_t n = end - p0 < kPixelBlock ? end - p0 : kPixelBlock;
+    for (int64_t o = 0; o < outputs; ++o) {
+      T* __restrict__ yr = y + o * pixels + p0;
+      T acc[kPixelBlock];
+      for (int64_t p = 0; p < n; ++p) acc[p] = T(0);
+      for (int64_t i = 0; i < inputs; ++i) {
+        const T wv = w[o * inputs + i];
+        const T* __restrict__ xr = x + i * pixels + p0;
+        for (int64_t p = 0; p < n; ++p) acc[p] += wv * xr[p];
+      }
+      for (int64_t p = 0; p < n; ++p) yr[p] = acc[p];
+    }
+  }
+}
+
+template <typename T>
+void pointwise_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
+                     int64_t pixels, int64_t begin, int64_t end) {
+  for (int64_t o = 0; o < outputs; ++o) {
+    const T* __restrict__ g = gy + o * pixels;
+    for (int64_t i = 0; i < inputs; ++i) {
+      const T* __restrict__ xr = x + i * pixels;
+      T acc = T(0);
+      for (int64_t p = begin; p < end; ++p) acc += g[p] * xr[p];
+      gw[o * inputs + i] += acc;
+    }
+  }
+}
+
 template <typename T>
 PlaneKernels<T> generic_table() {
   PlaneKernels<T> t;
@@ -289,6 +326,8 @@ PlaneKernels<T> generic_table() {
   t.scale_shift = scale_shift<T>;
   t.grad_moments = grad_moments<T>;
   t.normalize_backward = normalize_backward<T>;
+  t.pointwise = pointwise<T>;
+  t.pointwise_wgrad = pointwise_wgrad<T>;
   return t;
 }
 

@@ -4,6 +4,7 @@
 
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise_conv.h"
+#include "kernels/pointwise_conv.h"
 #include "kernels/pool.h"
 
 namespace datanas {
@@ -30,6 +31,11 @@ ReLUConvBNImpl::ReLUConvBNImpl(int64_t c_in, int64_t c_out, int64_t kernel, int6
       bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
 
 at::Tensor ReLUConvBNImpl::forward(const at::Tensor& x) {
+  const auto& o = conv_->options;
+  const bool pointwise = (*o.kernel_size())[0] == 1 && (*o.kernel_size())[1] == 1 &&
+                         (*o.stride())[0] == 1 && (*o.stride())[1] == 1;
+  if (pointwise && use_native_kernels(kernels_, x))
+    return batch_norm_forward(*bn_, native_pointwise_conv2d(at::relu(x), conv_->weight), kernels_);
   return batch_norm_forward(*bn_, conv_(at::relu(x)), kernels_);
 }
 
@@ -48,7 +54,7 @@ at::Tensor DilConvImpl::forward(const at::Tensor& x) {
   if (!use_native_kernels(kernels_, x)) return bn_(pointwise_(depthwise_(at::relu(x))));
   at::Tensor y = native_depthwise_conv2d(x, depthwise_->weight,
                                          {stride_, padding_, dilation_, /*relu_input=*/true});
-  return batch_norm_forward(*bn_, pointwise_(y), kernels_);
+  return batch_norm_forward(*bn_, native_pointwise_conv2d(y, pointwise_->weight), kernels_);
 }
 
 SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
