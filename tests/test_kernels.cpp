@@ -424,75 +424,6 @@ double median_ms(const std::function<void()>& f, int reps) {
   return ms[ms.size() / 2];
 }
 
-TEST(KernelTiming, DISABLED_Backward) {
-  for (int threads : {1, 2}) {
-    at::set_num_threads(threads);
-    const at::Tensor x = torch::randn({64, 16, 32, 32});
-    at::Tensor xg = x.clone().requires_grad_(true);
-    const at::Tensor up2 = torch::randn({64, 16, 16, 16});
-    at::Tensor y;
-    const double f = median_ms([&] { y = native_max_pool3x3(xg, 2); }, 9);
-    const double b = median_ms([&] { torch::autograd::grad({y}, {xg}, {up2}, true); }, 9);
-    at::Tensor yt;
-    const double ft = median_ms([&] { yt = at::max_pool2d(xg, {3, 3}, {2, 2}, {1, 1}); }, 9);
-    const double bt = median_ms([&] { torch::autograd::grad({yt}, {xg}, {up2}, true); }, 9);
-    std::printf("threads %d: native fwd %.2f bwd %.2f; torch fwd %.2f bwd %.2f\n", threads, f, b,
-                ft, bt);
-    at::Tensor w = torch::randn({16, 1, 3, 3}).requires_grad_(true);
-    const at::Tensor up = torch::randn({64, 16, 32, 32});
-    const double cf = median_ms([&] { y = native_depthwise_conv2d(xg, w, {1, 1, 1, false}); }, 9);
-    const double cb = median_ms([&] { torch::autograd::grad({y}, {xg, w}, {up}, true); }, 9);
-    const double cb1 = median_ms([&] { torch::autograd::grad({y}, {xg}, {up}, true); }, 9);
-    std::printf("threads %d: native dw3x3 fwd %.2f bwd %.2f (x only %.2f)\n", threads, cf, cb, cb1);
-  }
-  // The plane kernels alone, one thread.
-  const auto& k = kernels::best_kernels_f32();
-  for (int64_t stride : {1, 2}) {
-    kernels::PoolGeometry g;
-    g.height = g.width = 32;
-    g.stride = stride;
-    g.out_height = g.out_width = (32 - 1) / stride + 1;
-    std::vector<float> x(64 * 16 * 1024), gy(x.size()), gx(x.size()),
-        scratch(kernels::pool_scratch_elements(g));
-    at::Tensor rx = torch::randn({64 * 16 * 1024}), rg = torch::randn({64 * 16 * 1024});
-    for (size_t i = 0; i < x.size(); ++i) x[i] = rx[i].item<float>(), gy[i] = rg[i].item<float>();
-    const double ms = median_ms(
-        [&] {
-          for (int64_t p = 0; p < 1024; ++p)
-            k.max_pool_backward(x.data() + p * 1024, gy.data(), gx.data() + p * 1024, g,
-                                scratch.data());
-        },
-        5);
-    const double fms = median_ms(
-        [&] {
-          for (int64_t p = 0; p < 1024; ++p)
-            k.max_pool_forward(x.data() + p * 1024, gx.data() + p * 1024, g, scratch.data());
-        },
-        5);
-    kernels::ConvGeometry c;
-    c.height = c.width = c.out_height = c.out_width = 32;
-    c.kernel = 3;
-    c.padding = 1;
-    std::vector<float> cs(kernels::conv_scratch_elements(c)), w(9, 0.1f), gw(9);
-    const double cf = median_ms(
-        [&] {
-          for (int64_t p = 0; p < 1024; ++p)
-            k.conv_forward(x.data() + p * 1024, w.data(), gx.data() + p * 1024, c, false,
-                           cs.data());
-        },
-        5);
-    const double cb = median_ms(
-        [&] {
-          for (int64_t p = 0; p < 1024; ++p)
-            k.conv_backward(x.data() + p * 1024, w.data(), gy.data() + p * 1024,
-                            gx.data() + p * 1024, gw.data(), c, false, cs.data());
-        },
-        5);
-    std::printf("planes only: max pool s%ld fwd %.2f bwd %.2f ms; dw3x3 fwd %.2f bwd %.2f\n",
-                stride, fms, ms, cf, cb);
-  }
-}
-
 TEST(KernelTiming, DISABLED_OpsAndSupernet) {
   const int threads = at::get_num_threads();
   at::set_num_threads(2);
@@ -629,6 +560,7 @@ TEST(KernelTiming, DISABLED_OpsAndSupernet) {
       "supernet fwd+bwd (C16, 8 cells, 64x3x32x32, one op per edge): torch %.0f ms, "
       "native %.0f ms, x%.1f\n",
       step[0], step[1], step[0] / step[1]);
+  at::set_num_threads(threads);
 }
 
 }  // namespace

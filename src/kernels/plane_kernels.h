@@ -1,6 +1,6 @@
 // Per-plane (one image, one channel) kernels behind the native ops, on raw NCHW pointers. The
 // autograd functions parallelise over planes and pick a table: AVX2 + FMA for float when the CPU
-// has it (plane_kernels_avx2.cpp, built with -mavx2 -mfma), else the portable one. This header
+// has it (plane_kernels_avx2*.cpp, built with -mavx2 -mfma), else the portable one. This header
 // and the AVX2 file use no LibTorch or standard-library templates, so nothing compiled with AVX2
 // can be merged into code that runs on other CPUs.
 #pragma once
