@@ -23,10 +23,12 @@ struct BenchFlags {
   std::vector<std::string> configs = {"cifar", "demo"};
   SearchBenchOptions search;
   std::string granularity = "node";
+  std::string kernels = "native";
   OpBenchOptions ops;
   int threads = 0;
   std::string mkldnn = "on";
-  bool channels_last = true, no_dense = false;
+  std::string memory_format = "auto";
+  bool no_dense = false;
   std::string pytorch_script, python = "/usr/bin/python3";
   std::string out;
 };
@@ -67,10 +69,14 @@ void print_row(const BenchFlags& f, const json& row) {
   if (f.as_json) {
     std::printf("%s\n", row.dump().c_str());
   } else if (f.what == "ops") {
-    std::printf("%-15s fwd %8.2f ms  fwd+bwd %8.2f ms  limit %6.2f ms  (%5.1fx the limit)\n",
-                row["op"].get<std::string>().c_str(), row["fwd_ms"].get<double>(),
-                row["fwd_bwd_ms"].get<double>(), row["fwd_bwd_limit_ms"].get<double>(),
-                row["fwd_bwd_vs_limit"].get<double>());
+    std::printf(
+        "%-15s fwd %8.2f ms  fwd+bwd %8.2f ms  native %7.2f / %7.2f ms (%5.1fx / %5.1fx)  "
+        "limit %6.2f ms  (%5.1fx, native %5.1fx the limit)\n",
+        row["op"].get<std::string>().c_str(), row["fwd_ms"].get<double>(),
+        row["fwd_bwd_ms"].get<double>(), row["native_fwd_ms"].get<double>(),
+        row["native_ms"].get<double>(), row["native_fwd_speedup"].get<double>(),
+        row["native_speedup"].get<double>(), row["fwd_bwd_limit_ms"].get<double>(),
+        row["fwd_bwd_vs_limit"].get<double>(), row["native_vs_limit"].get<double>());
   } else {
     std::printf(
         "%-6s M=%d  dense %9.1f ms  fast %8.1f ms (arch %8.1f + weight %8.1f)  "
@@ -100,6 +106,8 @@ Command add_bench(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--granularity", f->granularity, "search-step: node | edge")
       ->capture_default_str();
+  app.add_option("--kernels", f->kernels, "search-step: native | torch (ops always time both)")
+      ->capture_default_str();
   app.add_option("--alphas", f->search.alphas_file,
                  "search-step: alphas.json of a search run (default: the initial alphas)");
   app.add_flag("--no-dense", f->no_dense, "search-step: skip the dense path");
@@ -118,7 +126,7 @@ Command add_bench(CLI::App& app) {
   app.add_option("--mkldnn", f->mkldnn, "oneDNN convolutions: on | off")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
-  add_memory_format_flag(app, f->channels_last);
+  add_memory_format_flag(app, f->memory_format);
   app.add_option("--out", f->out, "also write the rows to this JSON-lines file");
   return [f]() {
     if (f->search.repeats < 1 || f->search.warmup < 0)
@@ -129,7 +137,10 @@ Command add_bench(CLI::App& app) {
     configure_threads(f->threads);
     at::globalContext().setUserEnabledMkldnn(f->mkldnn == "on");
     f->search.granularity = parse_granularity(f->granularity);
-    f->search.channels_last = f->ops.channels_last = f->channels_last;
+    f->search.kernels = parse_kernel_backend(f->kernels);
+    f->search.channels_last = channels_last_for(f->memory_format, f->search.kernels);
+    // ops: LibTorch's side in the layout asked for (auto: the one it is fast on).
+    f->ops.channels_last = channels_last_for(f->memory_format, KernelBackend::kTorch);
     f->search.with_dense = !f->no_dense;
     f->ops.warmup = std::max(f->search.warmup, 1);
     f->ops.repeats = std::max(f->search.repeats, 3);

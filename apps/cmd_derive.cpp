@@ -1,6 +1,6 @@
-#include <cstdio>
-
 #include <ATen/ATen.h>
+
+#include <cstdio>
 
 #include "commands.h"
 #include "search/run_files.h"
@@ -13,8 +13,7 @@ Command add_derive(CLI::App& app) {
   auto from = std::make_shared<std::string>();
   auto M = std::make_shared<int>(0);
   auto out = std::make_shared<std::string>();
-  app.add_option("--from", *from, "run folder of a search (config.json + alphas.json)")
-      ->required();
+  app.add_option("--from", *from, "run folder of a search (config.json + alphas.json)")->required();
   app.add_option("--M", *M, "EGS draws to derive for (default: the run's M)");
   app.add_option("--out", *out, "also write the genotype to this JSON file");
   return [=]() {

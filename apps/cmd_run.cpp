@@ -7,6 +7,7 @@
 #include "search/run_files.h"
 #include "train/trainer.h"
 #include "util/files.h"
+#include "util/memory_format.h"
 
 namespace datanas::cli {
 using nlohmann::json;
@@ -63,8 +64,7 @@ Command add_run(CLI::App& app) {
   app.add_option("--train-lr", train->lr, "retraining learning rate")->capture_default_str();
   app.add_option("--train-limit", train->limit, "retraining images (0 = all)")
       ->capture_default_str();
-  app.add_option("--test-limit", train->test_limit, "test images (0 = all)")
-      ->capture_default_str();
+  app.add_option("--test-limit", train->test_limit, "test images (0 = all)")->capture_default_str();
   app.add_option("--auxiliary-weight", train->auxiliary_weight, "auxiliary loss weight (0 = off)")
       ->capture_default_str();
   app.add_option("--drop-path", train->drop_path, "final drop-path probability")
@@ -89,7 +89,8 @@ Command add_run(CLI::App& app) {
     retrain.seed = search.seed;
     retrain.threads = search.threads;
     retrain.device = search.device;
-    retrain.channels_last = search.net.channels_last;
+    retrain.memory_format = memory_format_name(search.net.channels_last);
+    retrain.kernels = kernel_backend_name(search.net.kernels);
     retrain.out = run_file(*out, "train");
     TrainResult trained = run_training(retrain, /*resume=*/false);
     plot_training(retrain.out);
@@ -104,9 +105,10 @@ Command add_run(CLI::App& app) {
     const json size = network_info(searched.genotype, net, info.size);
     const json report = write_report(*out, searched, trained, size);
     print_search_result(searched, search);
-    std::printf("retrained network: %lld parameters, %.1fM MACs, test accuracy %.2f%% (top-5 %.2f%%)\n",
-                report["params"].get<long long>(), report["macs"].get<double>() / 1e6,
-                100 * report["test_acc"].get<double>(), 100 * report["test_top5"].get<double>());
+    std::printf(
+        "retrained network: %lld parameters, %.1fM MACs, test accuracy %.2f%% (top-5 %.2f%%)\n",
+        report["params"].get<long long>(), report["macs"].get<double>() / 1e6,
+        100 * report["test_acc"].get<double>(), 100 * report["test_top5"].get<double>());
     std::printf("cells: %s/genotype_{normal,reduce}.{dot,svg,png}\n", search.out.c_str());
     std::printf("curves: %s/gap.png, %s/{accuracy,loss}.png\nreport: %s\n", search.out.c_str(),
                 retrain.out.c_str(), run_file(*out, "report.json").c_str());

@@ -1,5 +1,4 @@
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -25,10 +24,10 @@ Command add_sample(CLI::App& app) {
   return [=]() {
     EgsStatistics stats = egs_statistics(*probs, *M, *draws, *seed, *tau);
     if (*as_json) {
-      std::printf("%s\n", nlohmann::json{{"marginal", stats.marginal},
-                                         {"support_size", stats.support_size}}
-                              .dump()
-                              .c_str());
+      std::printf("%s\n",
+                  nlohmann::json{{"marginal", stats.marginal}, {"support_size", stats.support_size}}
+                      .dump()
+                      .c_str());
       return 0;
     }
     double sum = 0;
@@ -36,8 +35,7 @@ Command add_sample(CLI::App& app) {
     std::printf("entry  p       marginal  1-(1-p)^M\n");
     for (size_t k = 0; k < probs->size(); ++k) {
       const double p = (*probs)[k] / sum;
-      std::printf("%5zu  %.4f  %.4f    %.4f\n", k, p, stats.marginal[k],
-                  1 - std::pow(1 - p, *M));
+      std::printf("%5zu  %.4f  %.4f    %.4f\n", k, p, stats.marginal[k], 1 - std::pow(1 - p, *M));
     }
     std::printf("support size:");
     for (size_t s = 0; s < stats.support_size.size(); ++s)

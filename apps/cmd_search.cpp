@@ -61,21 +61,22 @@ void add_search_flags(CLI::App& app, SearchFlags& f) {
       ->capture_default_str();
   app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--kernels", f.kernels,
+                 "native (own CPU kernels) | torch (LibTorch's; always used off the CPU)")
+      ->capture_default_str();
   app.add_option("--on-nonfinite", o->on_nonfinite,
                  "NaN/Inf loss or gradient: stop (keep the last checkpoint) | skip the batch")
       ->capture_default_str();
   app.add_option("--memory-limit", o->memory_limit_gib,
                  "GiB the run may use (0 = MemAvailable); larger runs are refused up front")
       ->capture_default_str();
-  add_memory_format_flag(app, o->net.channels_last);
+  add_memory_format_flag(app, f.memory_format);
 }
 
-void add_memory_format_flag(CLI::App& app, bool& channels_last) {
-  app.add_option("--memory-format", channels_last,
-                 "channels-last (NHWC, faster with LibTorch's CPU kernels) | nchw")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, std::string>{
-          {"channels-last", "1"}, {"nchw", "0"}}))
-      ->default_str("channels-last");
+void add_memory_format_flag(CLI::App& app, std::string& memory_format) {
+  app.add_option("--memory-format", memory_format,
+                 "auto (NHWC with --kernels torch, NCHW with native) | channels-last | nchw")
+      ->capture_default_str();
 }
 
 SearchOptions resolve_search_flags(const SearchFlags& f) {
@@ -85,6 +86,8 @@ SearchOptions resolve_search_flags(const SearchFlags& f) {
   if (f.weights != "normalised" && f.weights != "plain-sum")
     throw Error("--weights: expected normalised or plain-sum, got '" + f.weights + "'");
   options.sampler.plain_sum = f.weights == "plain-sum";
+  options.net.kernels = parse_kernel_backend(f.kernels);
+  options.net.channels_last = channels_last_for(f.memory_format, options.net.kernels);
   return options;
 }
 

@@ -39,12 +39,15 @@ void add_train_flags(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o.device, "cpu | cuda | cuda:N")->capture_default_str();
-  add_memory_format_flag(app, o.channels_last);
+  add_memory_format_flag(app, o.memory_format);
   app.add_option("--on-nonfinite", o.on_nonfinite,
                  "NaN/Inf loss or gradient: stop (keep the last checkpoint) | skip the batch")
       ->capture_default_str();
   app.add_option("--memory-limit", o.memory_limit_gib,
                  "GiB the run may use (0 = MemAvailable); larger runs are refused up front")
+      ->capture_default_str();
+  app.add_option("--kernels", o.kernels,
+                 "native (own CPU kernels) | torch (LibTorch's; always used off the CPU)")
       ->capture_default_str();
 }
 

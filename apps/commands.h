@@ -28,13 +28,15 @@ Command add_bench(CLI::App& app);
 struct SearchFlags {
   SearchOptions options;
   std::string granularity = "node", parametrisation = "softmax", weights = "normalised";
+  std::string kernels = "native";
+  std::string memory_format = "auto";
 };
 void add_search_flags(CLI::App& app, SearchFlags& flags);
 SearchOptions resolve_search_flags(const SearchFlags& flags);
 void print_search_result(const SearchResult& result, const SearchOptions& options);
 
-// `--memory-format channels-last|nchw` into `channels_last`.
-void add_memory_format_flag(CLI::App& app, bool& channels_last);
+// `--memory-format auto|channels-last|nchw` into `memory_format` (see channels_last_for).
+void add_memory_format_flag(CLI::App& app, std::string& memory_format);
 
 // Training flags shared by `train` and `run`, and the curves of a finished training run.
 void add_train_flags(CLI::App& app, TrainOptions& options);

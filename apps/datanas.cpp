@@ -1,8 +1,8 @@
 // datanas: differentiable architecture search with DATA (Ensemble Gumbel-Softmax + ADC).
+#include <c10/util/Exception.h>
+
 #include <cstdio>
 #include <map>
-
-#include <c10/util/Exception.h>
 
 #include "commands.h"
 #include "util/error.h"

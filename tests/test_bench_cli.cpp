@@ -38,7 +38,8 @@ TEST_F(BenchCli, SearchStepReportsEveryKey) {
   ASSERT_EQ(rows.size(), 2u) << r.out;
   for (const json& row : rows) {
     for (const char* key : {"config", "M", "dense_ms", "fast_ms", "fast_arch_ms", "fast_weight_ms",
-                            "oracle_ms", "speedup", "overhead", "distinct_ops", "peak_rss_mb"})
+                            "oracle_ms", "speedup", "overhead", "distinct_ops", "peak_rss_mb",
+                            "kernels"})
       EXPECT_TRUE(row.contains(key)) << key << " missing in " << row.dump();
     EXPECT_EQ(row["config"], "tiny");
     EXPECT_NEAR(row["fast_ms"].get<double>(),
@@ -67,6 +68,11 @@ TEST_F(BenchCli, OpsCoverEveryOpAndThePreprocessing) {
     EXPECT_EQ(row["shape"], json::array({2, 5, 9, 9}));
     EXPECT_GT(row["fwd_bwd_limit_ms"].get<double>(), row["fwd_limit_ms"].get<double>());
     EXPECT_GT(row["bandwidth_gbs"].get<double>(), 0.0);
+    for (const char* key : {"native_fwd_ms", "native_ms", "native_fwd_speedup", "native_speedup",
+                            "native_vs_limit"})
+      EXPECT_TRUE(row.contains(key)) << key << " missing in " << row.dump();
+    EXPECT_NEAR(row["native_speedup"].get<double>(),
+                row["fwd_bwd_ms"].get<double>() / row["native_ms"].get<double>(), 1e-9);
   }
 }
 
@@ -74,6 +80,7 @@ TEST_F(BenchCli, BadFlagsGiveOneLine) {
   expect_failure("bench --configs nope --no-dense", "--configs");
   expect_failure("bench --what ops --shape 2,5,9", "--shape");
   expect_failure("bench --M 0 --configs tiny", "--M");
+  expect_failure("bench --configs tiny --kernels mkl", "--kernels");
 }
 
 }  // namespace

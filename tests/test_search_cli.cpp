@@ -68,6 +68,7 @@ TEST_F(SearchCli, SearchWritesEveryOutput) {
   EXPECT_EQ(config["bn_recalibration_batches"], 1);
   EXPECT_EQ(config["threads"], 1);
   EXPECT_EQ(config["sampler"], "egs");
+  EXPECT_EQ(config["kernels"], "native");
 
   const json alphas = json::parse(slurp(a / "alphas.json"));
   for (const char* cell : {"normal", "reduce"}) {
@@ -91,6 +92,22 @@ TEST_F(SearchCli, SameSeedGivesTheSameRun) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(slurp(b / "genotype.json"), slurp(root_ / "a" / "genotype.json"));
   EXPECT_EQ(log_records(b), log_records(root_ / "a"));
+}
+
+// LibTorch's kernels and the native ones compute the same search up to rounding.
+TEST_F(SearchCli, TorchKernelsGiveTheSameSearch) {
+  ASSERT_EQ(baseline_->code, 0) << baseline_->err;
+  const fs::path t = root_ / "torch_kernels";
+  Result r = run("search " + search_flags(t, 2) + " --kernels torch");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(slurp(t / "config.json"))["kernels"], "torch");
+  const std::vector<json> torch_log = log_records(t), native_log = log_records(root_ / "a");
+  ASSERT_EQ(torch_log.size(), native_log.size());
+  for (size_t i = 0; i < torch_log.size(); ++i) {
+    const double a = torch_log[i]["train_loss"], b = native_log[i]["train_loss"];
+    EXPECT_NEAR(a, b, 1e-4 * std::abs(b)) << "epoch " << i + 1;
+  }
+  EXPECT_EQ(slurp(t / "genotype.json"), slurp(root_ / "a" / "genotype.json"));
 }
 
 // Resume restores everything a run carries (weights, BN statistics, both optimisers, alphas,
@@ -163,6 +180,7 @@ TEST_F(SearchCli, ErrorsAreOneLineAndNameTheProblem) {
   expect_failure("search " + search_flags(e / "2", 1) + " --sampler bogus", "--sampler");
   expect_failure("search " + search_flags(e / "3", 1) + " --M 0", "--M");
   expect_failure("search " + search_flags(e / "4", 1) + " --granularity diag", "--granularity");
+  expect_failure("search " + search_flags(e / "5", 1) + " --kernels cudnn", "--kernels");
   fs::create_directories(e / "empty");
   expect_failure("search --resume --out " + quote(e / "empty"), "config.json");
   expect_failure("sample --probs 0.5,-0.5 --M 4", "--probs");

@@ -56,7 +56,7 @@ TEST_F(TrainCli, TrainWritesEveryOutput) {
   const json expected = {
       {"seed", 1},    {"genotype", "DARTS_V2"}, {"init_channels", 4}, {"layers", 3},
       {"epochs", 2},  {"batch_size", 16},       {"limit", 64},        {"test_limit", 32},
-      {"threads", 1}, {"drop_path", 0.2}};
+      {"threads", 1}, {"drop_path", 0.2},       {"kernels", "native"}};
   for (const auto& item : expected.items())
     EXPECT_EQ(config[item.key()], item.value()) << item.key();
 
@@ -164,6 +164,7 @@ TEST_F(TrainCli, ErrorsAreOneLineAndNameTheProblem) {
   expect_failure("train " + train_flags(e / "t2", 1, quote(e / "bad.json")), "conv_9x9");
   expect_failure("train " + train_flags(e / "t3", 1, "DARTS_V2", "1.5"), "--drop-path");
   expect_failure("train " + train_flags(e / "t4", 1) + " --network foo", "--network");
+  expect_failure("train " + train_flags(e / "t5", 1) + " --kernels fast", "--kernels");
   expect_failure("train --resume --out " + quote(e / "empty"), "config.json");
 }
 

@@ -20,13 +20,45 @@ struct NamedOp {
   torch::nn::AnyModule module;
 };
 
-std::vector<NamedOp> bench_ops(int64_t channels, int64_t stride) {
+std::vector<NamedOp> bench_ops(int64_t channels, int64_t stride, KernelBackend kernels) {
   std::vector<NamedOp> ops;
   for (const auto& name : cnn_op_names())
-    ops.push_back({name, make_cnn_op(name, channels, stride, /*affine=*/false, /*pool_bn=*/true)});
-  ops.push_back(
-      {"preprocess_1x1", torch::nn::AnyModule(ReLUConvBN(channels, channels, 1, 1, 0, false))});
+    ops.push_back(
+        {name, make_cnn_op(name, channels, stride, /*affine=*/false, /*pool_bn=*/true, kernels)});
+  ops.push_back({"preprocess_1x1",
+                 torch::nn::AnyModule(ReLUConvBN(channels, channels, 1, 1, 0, false, kernels))});
   return ops;
+}
+
+struct OpTimes {
+  at::Tensor y;
+  double fwd_ms = 0, fwd_bwd_ms = 0;
+};
+
+OpTimes time_op(torch::nn::AnyModule& module, const at::Tensor& x, at::MemoryFormat format,
+                const OpBenchOptions& o) {
+  module.ptr()->train();
+  OpTimes t;
+  {
+    at::NoGradGuard no_grad;
+    t.y = module.forward(x);
+  }
+  at::Generator g = at::detail::createCPUGenerator(2);
+  const at::Tensor dy = at::normal(0.0, 1.0, t.y.sizes(), g).contiguous(format);
+  t.fwd_ms = median_ms(
+      [&] {
+        at::NoGradGuard no_grad;
+        module.forward(x);
+      },
+      o.warmup, o.repeats);
+  const at::Tensor input = x.detach().requires_grad_(true);
+  t.fwd_bwd_ms = median_ms(
+      [&] {
+        at::Tensor out = module.forward(input);
+        if (out.requires_grad()) out.backward(dy);
+      },
+      o.warmup, o.repeats);
+  return t;
 }
 
 int64_t parameter_count(const torch::nn::Module& module) {
@@ -48,28 +80,17 @@ void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)
       o.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   at::Generator g = at::detail::createCPUGenerator(1);
   const at::Tensor x = at::normal(0.0, 1.0, o.shape, g).contiguous(format);
-  for (auto& op : bench_ops(o.shape[1], o.stride)) {
-    op.module.ptr()->train();
+  // LibTorch in the requested layout; the native kernels in theirs (NCHW, the only one).
+  const at::Tensor x_nchw = x.contiguous();
+  std::vector<NamedOp> torch_ops = bench_ops(o.shape[1], o.stride, KernelBackend::kTorch);
+  std::vector<NamedOp> native_ops = bench_ops(o.shape[1], o.stride, KernelBackend::kNative);
+  for (size_t k = 0; k < torch_ops.size(); ++k) {
+    NamedOp& op = torch_ops[k];
     set_memory_format(*op.module.ptr(), o.channels_last);
-    at::Tensor y;
-    {
-      at::NoGradGuard no_grad;
-      y = op.module.forward(x);
-    }
-    const at::Tensor dy = at::normal(0.0, 1.0, y.sizes(), g).contiguous(format);
-    const double fwd_ms = median_ms(
-        [&] {
-          at::NoGradGuard no_grad;
-          op.module.forward(x);
-        },
-        o.warmup, o.repeats);
-    const at::Tensor input = x.detach().requires_grad_(true);
-    const double fwd_bwd_ms = median_ms(
-        [&] {
-          at::Tensor out = op.module.forward(input);
-          if (out.requires_grad()) out.backward(dy);
-        },
-        o.warmup, o.repeats);
+    const OpTimes reference = time_op(op.module, x, format, o);
+    const OpTimes native = time_op(native_ops[k].module, x_nchw, at::MemoryFormat::Contiguous, o);
+    const at::Tensor& y = reference.y;
+    const double fwd_ms = reference.fwd_ms, fwd_bwd_ms = reference.fwd_bwd_ms;
     const double bytes_x = 4.0 * x.numel(), bytes_y = 4.0 * y.numel();
     const double bytes_w = 4.0 * parameter_count(*op.module.ptr());
     const double fwd_bytes = bytes_x + bytes_w + bytes_y;
@@ -85,6 +106,11 @@ void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)
                 {"fwd_limit_ms", fwd_bytes * to_ms},
                 {"fwd_bwd_limit_ms", (fwd_bytes + bwd_bytes) * to_ms},
                 {"fwd_bwd_vs_limit", fwd_bwd_ms / ((fwd_bytes + bwd_bytes) * to_ms)},
+                {"native_fwd_ms", native.fwd_ms},
+                {"native_ms", native.fwd_bwd_ms},
+                {"native_fwd_speedup", fwd_ms / native.fwd_ms},
+                {"native_speedup", fwd_bwd_ms / native.fwd_bwd_ms},
+                {"native_vs_limit", native.fwd_bwd_ms / ((fwd_bytes + bwd_bytes) * to_ms)},
                 {"bandwidth_gbs", bandwidth}};
     on_row(row);
   }

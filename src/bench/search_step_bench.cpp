@@ -67,6 +67,7 @@ struct Bench {
     options.net = config.net;
     options.net.input_channels = config.channels;
     options.net.channels_last = bench.channels_last;
+    options.net.kernels = bench.kernels;
     options.batch_size = config.batch_size;
     options.sampler.M = M;
     options.sampler.granularity = bench.granularity;
@@ -184,6 +185,7 @@ double oracle_ms(Bench& b, const SearchBenchConfig& config, const SearchBenchOpt
     net.classes = config.net.classes;
     net.supernet_ops = true;
     net.channels_last = bench.channels_last;
+    net.kernels = bench.kernels;
     Network network(genotype, net);
     network->train();
     torch::optim::SGD sgd(network->parameters(), torch::optim::SGDOptions(b.options.lr)
@@ -245,6 +247,7 @@ void run_search_step_bench(const SearchBenchConfig& config, const SearchBenchOpt
                     {"cells", config.net.layers},
                     {"threads", at::get_num_threads()},
                     {"memory_format", memory_format_name(bench.channels_last)},
+                    {"kernels", kernel_backend_name(bench.kernels)},
                     {"fast_ms", times.total_ms},
                     {"fast_arch_ms", times.arch_ms},
                     {"fast_weight_ms", times.weight_ms},

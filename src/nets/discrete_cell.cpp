@@ -55,12 +55,14 @@ DiscreteCellImpl::DiscreteCellImpl(const Genotype& genotype, const DiscreteCellO
   }
   const bool affine = !o.supernet_ops;
   if (o.reduction_prev) {
-    preprocess0_ = torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, affine));
-  } else {
     preprocess0_ =
-        torch::nn::AnyModule(ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, affine));
+        torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, affine, o.kernels));
+  } else {
+    preprocess0_ = torch::nn::AnyModule(
+        ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, affine, o.kernels));
   }
-  preprocess1_ = torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, affine));
+  preprocess1_ =
+      torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, affine, o.kernels));
   register_module("preprocess0", preprocess0_.ptr());
   register_module("preprocess1", preprocess1_.ptr());
 
@@ -77,7 +79,8 @@ DiscreteCellImpl::DiscreteCellImpl(const Genotype& genotype, const DiscreteCellO
       }
       const int64_t stride = o.reduction && pair.input < 2 ? 2 : 1;
       Op op;
-      op.module = make_cnn_op(pair.op, o.channels, stride, affine, /*pool_bn=*/o.supernet_ops);
+      op.module = make_cnn_op(pair.op, o.channels, stride, affine, /*pool_bn=*/o.supernet_ops,
+                              o.kernels);
       op.input = pair.input;
       op.identity = pair.op == "skip_connect" && stride == 1;
       register_module("node" + std::to_string(j) + "_op" + std::to_string(p), op.module.ptr());

@@ -10,6 +10,7 @@
 
 #include <vector>
 
+#include "kernels/kernel_backend.h"
 #include "space/genotype.h"
 
 namespace datanas {
@@ -37,6 +38,7 @@ struct DiscreteCellOptions {
   // Ops as the supernet builds them (BN without affine, BN after pools) instead of the
   // evaluation ones: the search benchmark's oracle.
   bool supernet_ops = false;
+  KernelBackend kernels = KernelBackend::kTorch;
 };
 
 class DiscreteCellImpl : public torch::nn::Module {

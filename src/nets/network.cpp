@@ -99,6 +99,7 @@ NetworkImpl::NetworkImpl(const Genotype& genotype, const NetworkOptions& options
     cell_options.channels = c_curr;
     cell_options.reduction = reduction;
     cell_options.reduction_prev = reduction_prev;
+    cell_options.kernels = options.kernels;
     cell_options.supernet_ops = options.supernet_ops;
     cells_.push_back(
         register_module("cell" + std::to_string(i), DiscreteCell(genotype, cell_options)));

@@ -8,10 +8,11 @@
 
 namespace datanas {
 
-MixedOpImpl::MixedOpImpl(int64_t channels, int64_t stride) {
+MixedOpImpl::MixedOpImpl(int64_t channels, int64_t stride, KernelBackend kernels) {
   const auto& names = cnn_op_names();
   for (size_t k = 0; k < names.size(); ++k) {
-    ops_.push_back(make_cnn_op(names[k], channels, stride, /*affine=*/false, /*pool_bn=*/true));
+    ops_.push_back(make_cnn_op(names[k], channels, stride, /*affine=*/false, /*pool_bn=*/true,
+                               kernels));
     register_module(names[k], ops_.back().ptr());
   }
 }
@@ -49,18 +50,18 @@ at::Tensor MixedOpImpl::zero_output(const at::Tensor& x) { return ops_[kNoneOp].
 
 SearchCellImpl::SearchCellImpl(const SearchCellOptions& o) : options_(o) {
   if (o.reduction_prev) {
-    preprocess0_ = torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, false));
+    preprocess0_ = torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, false, o.kernels));
   } else {
-    preprocess0_ = torch::nn::AnyModule(ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, false));
+    preprocess0_ = torch::nn::AnyModule(ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, false, o.kernels));
   }
-  preprocess1_ = torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, false));
+  preprocess1_ = torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, false, o.kernels));
   register_module("preprocess0", preprocess0_.ptr());
   register_module("preprocess1", preprocess1_.ptr());
   for (int node = 0; node < o.space.nodes; ++node) {
     for (int input = 0; input < CellSpace::inputs(node); ++input) {
       const int64_t stride = o.reduction && input < 2 ? 2 : 1;
       edges_.push_back(register_module("edge" + std::to_string(edges_.size()),
-                                       MixedOp(o.channels, stride)));
+                                       MixedOp(o.channels, stride, o.kernels)));
     }
   }
 }

@@ -9,12 +9,13 @@
 
 #include "space/cell_space.h"
 #include "space/cell_weights.h"
+#include "kernels/kernel_backend.h"
 
 namespace datanas {
 
 class MixedOpImpl : public torch::nn::Module {
  public:
-  MixedOpImpl(int64_t channels, int64_t stride);
+  MixedOpImpl(int64_t channels, int64_t stride, KernelBackend kernels = KernelBackend::kTorch);
   // `row` is the (ops) weight row of this edge. Outside kDense, an edge none of whose ops
   // contributes returns an undefined tensor (its output is zero): callers skip it.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& row, const uint8_t* selected,
@@ -32,6 +33,7 @@ struct SearchCellOptions {
   int64_t channels_prev_prev = 0, channels_prev = 0, channels = 0;
   int multiplier = 4;  // how many of the last nodes are concatenated into the output
   bool reduction = false, reduction_prev = false;
+  KernelBackend kernels = KernelBackend::kTorch;
 };
 
 class SearchCellImpl : public torch::nn::Module {

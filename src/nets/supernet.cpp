@@ -37,6 +37,7 @@ SupernetImpl::SupernetImpl(const SupernetOptions& o) : options_(o) {
     cell.multiplier = o.multiplier;
     cell.reduction = reduction;
     cell.reduction_prev = reduction_prev;
+    cell.kernels = o.kernels;
     cells_.push_back(register_module("cell" + std::to_string(layer), SearchCell(cell)));
     reduction_prev = reduction;
     prev_prev = prev;

@@ -60,6 +60,7 @@ json search_options_to_json(const SearchOptions& o) {
   for_each_field(o, JsonFieldWriter{out});
   out["granularity"] = granularity_name(o.sampler.granularity);
   out["parametrisation"] = parametrisation_name(o.sampler.parametrisation);
+  out["kernels"] = kernel_backend_name(o.net.kernels);
   return out;
 }
 
@@ -72,6 +73,9 @@ SearchOptions search_options_from_json(const json& config, const std::string& so
   JsonFieldReader read{config, source};
   read("granularity", granularity);
   read("parametrisation", parametrisation);
+  std::string kernels = kernel_backend_name(o.net.kernels);
+  read("kernels", kernels);
+  o.net.kernels = parse_kernel_backend(kernels);
   o.sampler.granularity = parse_granularity(granularity);
   o.sampler.parametrisation = parse_parametrisation(parametrisation);
   return o;

@@ -2,6 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/batch_norm.h"
+#include "kernels/depthwise_conv.h"
+#include "kernels/pointwise_conv.h"
+#include "kernels/pool.h"
+
 namespace datanas {
 namespace nn = torch::nn;
 
@@ -20,32 +25,51 @@ static nn::Conv2d make_conv(int64_t c_in, int64_t c_out, int64_t kernel, int64_t
 }
 
 ReLUConvBNImpl::ReLUConvBNImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
-                               int64_t padding, bool affine)
-    : conv_(register_module("conv", make_conv(c_in, c_out, kernel, stride, padding))),
+                               int64_t padding, bool affine, KernelBackend kernels)
+    : kernels_(kernels),
+      conv_(register_module("conv", make_conv(c_in, c_out, kernel, stride, padding))),
       bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
 
-at::Tensor ReLUConvBNImpl::forward(const at::Tensor& x) { return bn_(conv_(at::relu(x))); }
+at::Tensor ReLUConvBNImpl::forward(const at::Tensor& x) {
+  const auto& o = conv_->options;
+  const bool pointwise = (*o.kernel_size())[0] == 1 && (*o.kernel_size())[1] == 1 &&
+                         (*o.stride())[0] == 1 && (*o.stride())[1] == 1;
+  if (pointwise && use_native_kernels(kernels_, x))
+    return batch_norm_forward(*bn_, native_pointwise_conv2d(at::relu(x), conv_->weight), kernels_);
+  return batch_norm_forward(*bn_, conv_(at::relu(x)), kernels_);
+}
 
 DilConvImpl::DilConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
-                         int64_t padding, int64_t dilation, bool affine)
-    : depthwise_(register_module(
+                         int64_t padding, int64_t dilation, bool affine, KernelBackend kernels)
+    : stride_(stride),
+      padding_(padding),
+      dilation_(dilation),
+      kernels_(kernels),
+      depthwise_(register_module(
           "depthwise", make_conv(c_in, c_in, kernel, stride, padding, dilation, c_in))),
       pointwise_(register_module("pointwise", make_conv(c_in, c_out, 1, 1, 0))),
       bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
 
 at::Tensor DilConvImpl::forward(const at::Tensor& x) {
-  return bn_(pointwise_(depthwise_(at::relu(x))));
+  if (!use_native_kernels(kernels_, x)) return bn_(pointwise_(depthwise_(at::relu(x))));
+  at::Tensor y = native_depthwise_conv2d(x, depthwise_->weight,
+                                         {stride_, padding_, dilation_, /*relu_input=*/true});
+  return batch_norm_forward(*bn_, native_pointwise_conv2d(y, pointwise_->weight), kernels_);
 }
 
 SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
-                         int64_t padding, bool affine)
-    : first_(register_module("first", DilConv(c_in, c_in, kernel, stride, padding, 1, affine))),
-      second_(register_module("second", DilConv(c_in, c_out, kernel, 1, padding, 1, affine))) {}
+                         int64_t padding, bool affine, KernelBackend kernels)
+    : first_(register_module("first",
+                             DilConv(c_in, c_in, kernel, stride, padding, 1, affine, kernels))),
+      second_(register_module("second",
+                              DilConv(c_in, c_out, kernel, 1, padding, 1, affine, kernels))) {}
 
 at::Tensor SepConvImpl::forward(const at::Tensor& x) { return second_(first_(x)); }
 
-FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine)
-    : even_(register_module("even", make_conv(c_in, c_out / 2, 1, 2, 0))),
+FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine,
+                                           KernelBackend kernels)
+    : kernels_(kernels),
+      even_(register_module("even", make_conv(c_in, c_out / 2, 1, 2, 0))),
       odd_(register_module("odd", make_conv(c_in, c_out - c_out / 2, 1, 2, 0))),
       bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
 
@@ -56,15 +80,20 @@ at::Tensor FactorizedReduceImpl::forward(const at::Tensor& x) {
   at::Tensor shifted = at::constant_pad_nd(activated, {0, 1, 0, 1}, 0)
                            .slice(2, 1)
                            .slice(3, 1);
-  return bn_(at::cat({even_(activated), odd_(shifted)}, 1));
+  return batch_norm_forward(*bn_, at::cat({even_(activated), odd_(shifted)}, 1), kernels_);
 }
 
-PoolImpl::PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn)
-    : max_(max), stride_(stride) {
+PoolImpl::PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn,
+                   KernelBackend kernels)
+    : max_(max), stride_(stride), kernels_(kernels) {
   if (with_bn) bn_ = register_module("bn", make_batch_norm(channels, false));
 }
 
 at::Tensor PoolImpl::forward(const at::Tensor& x) {
+  if (use_native_kernels(kernels_, x)) {
+    at::Tensor y = max_ ? native_max_pool3x3(x, stride_) : native_avg_pool3x3(x, stride_);
+    return bn_ ? batch_norm_forward(*bn_, y, kernels_) : y;
+  }
   at::Tensor y = max_ ? at::max_pool2d(x, {3, 3}, {stride_, stride_}, {1, 1})
                       : at::avg_pool2d(x, {3, 3}, {stride_, stride_}, {1, 1},
                                        /*ceil_mode=*/false, /*count_include_pad=*/false);

@@ -6,29 +6,38 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 
+#include "kernels/kernel_backend.h"
+
 namespace datanas {
+
+// Every block takes the kernel backend last (default LibTorch): kNative runs the depthwise convs,
+// pools and batch norms of CPU float/double inputs on src/kernels/, with the same parameters.
 
 // ReLU -> conv(k, stride) -> BN. Used to preprocess cell inputs.
 class ReLUConvBNImpl : public torch::nn::Module {
  public:
   ReLUConvBNImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride, int64_t padding,
-                 bool affine);
+                 bool affine, KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
 
  private:
+  KernelBackend kernels_;
   torch::nn::Conv2d conv_{nullptr};
   torch::nn::BatchNorm2d bn_{nullptr};
 };
 TORCH_MODULE(ReLUConvBN);
 
-// ReLU -> depthwise conv(k, stride, dilation) -> pointwise conv -> BN.
+// ReLU -> depthwise conv(k, stride, dilation) -> pointwise conv -> BN. Natively the ReLU is
+// fused into the depthwise conv (no ReLU output is stored or read again).
 class DilConvImpl : public torch::nn::Module {
  public:
   DilConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride, int64_t padding,
-              int64_t dilation, bool affine);
+              int64_t dilation, bool affine, KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
 
  private:
+  int64_t stride_, padding_, dilation_;
+  KernelBackend kernels_;
   torch::nn::Conv2d depthwise_{nullptr}, pointwise_{nullptr};
   torch::nn::BatchNorm2d bn_{nullptr};
 };
@@ -38,7 +47,7 @@ TORCH_MODULE(DilConv);
 class SepConvImpl : public torch::nn::Module {
  public:
   SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride, int64_t padding,
-              bool affine);
+              bool affine, KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
 
  private:
@@ -50,10 +59,12 @@ TORCH_MODULE(SepConv);
 // shifted by one, concatenated. Odd sizes are padded so both grids give the same size.
 class FactorizedReduceImpl : public torch::nn::Module {
  public:
-  FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine);
+  FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine,
+                       KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
 
  private:
+  KernelBackend kernels_;
   torch::nn::Conv2d even_{nullptr}, odd_{nullptr};
   torch::nn::BatchNorm2d bn_{nullptr};
 };
@@ -62,12 +73,14 @@ TORCH_MODULE(FactorizedReduce);
 // 3x3 max or average pool (average excludes padding), optionally followed by BN(affine=false).
 class PoolImpl : public torch::nn::Module {
  public:
-  PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn);
+  PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn,
+           KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
 
  private:
   bool max_;
   int64_t stride_;
+  KernelBackend kernels_;
   torch::nn::BatchNorm2d bn_{nullptr};
 };
 TORCH_MODULE(Pool);

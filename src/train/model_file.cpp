@@ -1,7 +1,8 @@
 #include "train/model_file.h"
 
-#include <nlohmann/json.hpp>
 #include <torch/serialize.h>
+
+#include <nlohmann/json.hpp>
 
 #include "util/error.h"
 #include "util/files.h"
@@ -11,9 +12,12 @@ namespace datanas {
 using nlohmann::json;
 
 static json network_options_json(const NetworkOptions& o) {
-  return {{"kind", o.kind},         {"input_channels", o.input_channels},
-          {"init_channels", o.init_channels}, {"layers", o.layers},
-          {"classes", o.classes},   {"auxiliary", o.auxiliary},
+  return {{"kind", o.kind},
+          {"input_channels", o.input_channels},
+          {"init_channels", o.init_channels},
+          {"layers", o.layers},
+          {"classes", o.classes},
+          {"auxiliary", o.auxiliary},
           {"channels_last", o.channels_last}};
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/kernel_backend.h"
 #include "util/error.h"
 #include "util/json_fields.h"
 
@@ -32,7 +33,8 @@ void for_each_field(Options& o, Fn&& field) {
   field("seed", o.seed);
   field("threads", o.threads);
   field("device", o.device);
-  field("channels_last", o.channels_last);
+  field("memory_format", o.memory_format);
+  field("kernels", o.kernels);
   field("out", o.out);
   field("on_nonfinite", o.on_nonfinite);
   field("memory_limit_gib", o.memory_limit_gib);
@@ -73,6 +75,7 @@ void validate_train_options(const TrainOptions& o) {
   require(o.on_nonfinite == "stop" || o.on_nonfinite == "skip",
           "--on-nonfinite: expected stop or skip, got '" + o.on_nonfinite + "'");
   require(o.memory_limit_gib >= 0, "--memory-limit: expected >= 0 GiB (0 = MemAvailable)");
+  channels_last_for(o.memory_format, parse_kernel_backend(o.kernels));  // throws naming the flag
 }
 
 }  // namespace datanas

@@ -27,7 +27,8 @@ struct TrainOptions {
   uint64_t seed = 1;
   int threads = 0;
   std::string device = "cpu";
-  bool channels_last = true;  // NHWC (see util/memory_format.h)
+  std::string memory_format = "auto";  // auto | channels-last | nchw (channels_last_for)
+  std::string kernels = "native";  // native | torch (parse_kernel_backend)
   std::string out = "runs/train";
   std::string on_nonfinite = "stop";  // stop | skip: what a NaN/Inf loss or gradient does
   double memory_limit_gib = 0;        // memory the run may use (0 = MemAvailable)

@@ -134,7 +134,8 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   net.layers = options.layers;
   net.classes = info.classes;
   net.auxiliary = options.auxiliary_weight > 0;
-  net.channels_last = options.channels_last;
+  net.kernels = parse_kernel_backend(options.kernels);
+  net.channels_last = channels_last_for(options.memory_format, net.kernels);
   torch::manual_seed(options.seed);
   TrainState state;
   state.network = Network(genotype, net);

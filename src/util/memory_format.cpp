@@ -2,15 +2,7 @@
 
 #include <ATen/ATen.h>
 
-#include "util/error.h"
-
 namespace datanas {
-
-bool parse_channels_last(const std::string& text) {
-  if (text == "channels-last") return true;
-  if (text == "nchw") return false;
-  throw Error("--memory-format " + text + ": expected channels-last or nchw");
-}
 
 std::string memory_format_name(bool channels_last) {
   return channels_last ? "channels-last" : "nchw";

@@ -1,16 +1,13 @@
-// The memory layout of image tensors. On this CPU LibTorch's oneDNN kernels for depthwise
-// convolutions and pooling run 2-5x faster on NHWC (channels-last) tensors than on NCHW ones
-// (`datanas bench --what ops --channels-last`), so networks default to it.
+// The memory layout of image tensors: NCHW or NHWC (channels-last). Which one a run uses
+// follows its kernel backend (see channels_last_for in kernels/kernel_backend.h).
 #pragma once
-#include <string>
-
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 
+#include <string>
+
 namespace datanas {
 
-// `--memory-format`: "channels-last" (true) or "nchw" (false); throws Error otherwise.
-bool parse_channels_last(const std::string& text);
 std::string memory_format_name(bool channels_last);
 
 // Puts the module's 4-D parameters (and buffers) in the chosen layout.

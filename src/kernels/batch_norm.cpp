@@ -1,0 +1,184 @@
+#include "kernels/batch_norm.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/nn/modules/batchnorm.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/plane_parallel.h"
+#include "util/error.h"
+
+namespace datanas {
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+bool present(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
+
+// Per-channel values in double, from per-plane pairs reduced over the batch.
+struct ChannelSums {
+  std::vector<double> first, second;
+};
+
+ChannelSums reduce_planes(const std::vector<double>& pairs, int64_t N, int64_t C) {
+  ChannelSums out{std::vector<double>(C, 0.0), std::vector<double>(C, 0.0)};
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t c = 0; c < C; ++c) {
+      out.first[c] += pairs[2 * (n * C + c)];
+      out.second[c] += pairs[2 * (n * C + c) + 1];
+    }
+  }
+  return out;
+}
+
+template <typename T>
+at::Tensor forward_typed(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& running_mean,
+                         const at::Tensor& running_var, double momentum, double eps) {
+  const auto& k = kernels::kernel_table<T>();
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const int64_t M = N * HW;
+  if (M < 2) throw Error("batch norm: expected more than one value per channel in training");
+  const T* xp = x.data_ptr<T>();
+  std::vector<T> shift(C);
+  for (int64_t c = 0; c < C; ++c) shift[c] = xp[c * HW];
+  std::vector<double> pairs(2 * N * C);
+  kernels::for_each_plane<T>(N * C, HW, 0, [&](int64_t plane, T*) {
+    k.moments(xp + plane * HW, HW, shift[plane % C], &pairs[2 * plane], &pairs[2 * plane + 1]);
+  });
+  const ChannelSums sums = reduce_planes(pairs, N, C);
+  at::Tensor mean = at::empty({C}, x.options().dtype(at::kDouble));
+  at::Tensor invstd = at::empty({C}, x.options().dtype(at::kDouble));
+  at::Tensor var = at::empty({C}, x.options().dtype(at::kDouble));
+  std::vector<T> scale(C), offset(C);
+  at::Tensor w = present(weight) ? weight.to(at::kDouble).contiguous() : at::Tensor();
+  at::Tensor b = present(bias) ? bias.to(at::kDouble).contiguous() : at::Tensor();
+  for (int64_t c = 0; c < C; ++c) {
+    const double shifted_mean = sums.first[c] / M;
+    const double v = std::max(0.0, sums.second[c] / M - shifted_mean * shifted_mean);
+    const double m = static_cast<double>(shift[c]) + shifted_mean;
+    const double is = 1.0 / std::sqrt(v + eps);
+    mean.data_ptr<double>()[c] = m;
+    var.data_ptr<double>()[c] = v;
+    invstd.data_ptr<double>()[c] = is;
+    const double s = is * (w.defined() ? w.data_ptr<double>()[c] : 1.0);
+    scale[c] = static_cast<T>(s);
+    offset[c] = static_cast<T>((b.defined() ? b.data_ptr<double>()[c] : 0.0) - m * s);
+  }
+  if (present(running_mean)) {
+    running_mean.mul_(1.0 - momentum).add_(mean.to(running_mean.scalar_type()), momentum);
+  }
+  if (present(running_var)) {
+    const double unbias = static_cast<double>(M) / static_cast<double>(M - 1);
+    running_var.mul_(1.0 - momentum).add_(var.to(running_var.scalar_type()), momentum * unbias);
+  }
+  at::Tensor y = at::empty_like(x);
+  T* yp = y.data_ptr<T>();
+  kernels::for_each_plane<T>(N * C, 2 * HW, 0, [&](int64_t plane, T*) {
+    const int64_t c = plane % C;
+    k.scale_shift(xp + plane * HW, yp + plane * HW, HW, scale[c], offset[c]);
+  });
+  ctx->save_for_backward({x, weight, mean, invstd});
+  ctx->saved_data["has_bias"] = present(bias);
+  return y;
+}
+
+template <typename T>
+variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
+  const auto saved = ctx->get_saved_variables();
+  const at::Tensor& x = saved[0];
+  const at::Tensor& weight = saved[1];
+  const double* mean = saved[2].data_ptr<double>();
+  const double* invstd = saved[3].data_ptr<double>();
+  const auto& k = kernels::kernel_table<T>();
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const double M = static_cast<double>(N * HW);
+  at::Tensor gy = grad.contiguous();
+  const T* xp = x.data_ptr<T>();
+  const T* gyp = gy.data_ptr<T>();
+  std::vector<double> pairs(2 * N * C);
+  kernels::for_each_plane<T>(N * C, 2 * HW, 0, [&](int64_t plane, T*) {
+    k.grad_moments(xp + plane * HW, gyp + plane * HW, HW, static_cast<T>(mean[plane % C]),
+                   &pairs[2 * plane], &pairs[2 * plane + 1]);
+  });
+  const ChannelSums sums = reduce_planes(pairs, N, C);
+  at::Tensor w = present(weight) ? weight.to(at::kDouble).contiguous() : at::Tensor();
+  std::vector<T> a(C), b(C), c0(C);
+  at::Tensor grad_weight = at::empty({C}, x.options().dtype(at::kDouble));
+  at::Tensor grad_bias = at::empty({C}, x.options().dtype(at::kDouble));
+  for (int64_t c = 0; c < C; ++c) {
+    const double g = w.defined() ? w.data_ptr<double>()[c] : 1.0;
+    const double is = invstd[c];
+    const double ac = g * is;
+    const double bc = -g * is * is * is * sums.second[c] / M;
+    const double cc = -g * is * sums.first[c] / M - bc * mean[c];
+    a[c] = static_cast<T>(ac);
+    b[c] = static_cast<T>(bc);
+    c0[c] = static_cast<T>(cc);
+    grad_weight.data_ptr<double>()[c] = is * sums.second[c];
+    grad_bias.data_ptr<double>()[c] = sums.first[c];
+  }
+  at::Tensor gx = at::empty_like(x);
+  T* gxp = gx.data_ptr<T>();
+  kernels::for_each_plane<T>(N * C, 3 * HW, 0, [&](int64_t plane, T*) {
+    const int64_t c = plane % C;
+    k.normalize_backward(xp + plane * HW, gyp + plane * HW, gxp + plane * HW, HW, a[c], b[c],
+                         c0[c]);
+  });
+  const bool has_bias = ctx->saved_data["has_bias"].toBool();
+  return {gx,
+          present(weight) ? grad_weight.to(weight.scalar_type()) : at::Tensor(),
+          has_bias ? grad_bias.to(x.scalar_type()) : at::Tensor(),
+          at::Tensor(),
+          at::Tensor(),
+          at::Tensor(),
+          at::Tensor()};
+}
+
+struct BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
+                            const at::Tensor& bias, const at::Tensor& running_mean,
+                            const at::Tensor& running_var, double momentum, double eps) {
+    if (input.dim() != 4) throw Error("batch norm: expected a 4-D NCHW input");
+    at::Tensor x = input.contiguous();
+    if (x.scalar_type() == at::kFloat)
+      return forward_typed<float>(ctx, x, weight, bias, running_mean, running_var, momentum, eps);
+    return forward_typed<double>(ctx, x, weight, bias, running_mean, running_var, momentum, eps);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (grads[0].scalar_type() == at::kFloat) return backward_typed<float>(ctx, grads[0]);
+    return backward_typed<double>(ctx, grads[0]);
+  }
+};
+
+}  // namespace
+
+at::Tensor native_batch_norm_train(const at::Tensor& x, const at::Tensor& weight,
+                                   const at::Tensor& bias, const at::Tensor& running_mean,
+                                   const at::Tensor& running_var, double momentum, double eps) {
+  // LibTorch 1.13's Function::apply cannot take undefined tensors: absent ones travel empty.
+  auto or_empty = [&](const at::Tensor& t) {
+    return t.defined() ? t : at::empty({0}, x.options());
+  };
+  return BatchNormFunction::apply(x, or_empty(weight), or_empty(bias), or_empty(running_mean),
+                                  or_empty(running_var), momentum, eps);
+}
+
+at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
+                              KernelBackend backend) {
+  const auto& o = bn.options;
+  const bool batch_statistics = bn.is_training() || !o.track_running_stats();
+  if (!batch_statistics || !use_native_kernels(backend, x) || x.dim() != 4) return bn.forward(x);
+  double factor = o.momentum().value_or(0.0);
+  if (bn.is_training() && o.track_running_stats() && bn.num_batches_tracked.defined()) {
+    bn.num_batches_tracked += 1;
+    if (!o.momentum()) factor = 1.0 / bn.num_batches_tracked.item<double>();
+  }
+  return native_batch_norm_train(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, factor,
+                                 o.eps());
+}
+
+}  // namespace datanas

@@ -1,0 +1,22 @@
+// Native depthwise convolution (groups = channels, no bias) as an autograd function: the
+// depthwise half of DARTS' sep/dil convs, optionally with the ReLU before it fused in.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace datanas {
+
+struct DepthwiseConvOptions {
+  int64_t stride = 1;
+  int64_t padding = 0;
+  int64_t dilation = 1;
+  bool relu_input = false;  // conv(relu(x)), without materialising relu(x)
+};
+
+// x (N, C, H, W) float or double on the CPU, weight (C, 1, k, k) with k <= 7. Differentiable
+// in x and weight. Returns a contiguous (N, C, Ho, Wo) tensor.
+at::Tensor native_depthwise_conv2d(const at::Tensor& x, const at::Tensor& weight,
+                                   const DepthwiseConvOptions& options);
+
+}  // namespace datanas

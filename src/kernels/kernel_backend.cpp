@@ -1,0 +1,34 @@
+#include "kernels/kernel_backend.h"
+
+#include <ATen/core/Tensor.h>
+
+#include "util/error.h"
+
+namespace datanas {
+
+KernelBackend parse_kernel_backend(const std::string& text) {
+  if (text == "native") return KernelBackend::kNative;
+  if (text == "torch") return KernelBackend::kTorch;
+  throw Error("--kernels: expected native or torch, got '" + text + "'");
+}
+
+std::string kernel_backend_name(KernelBackend backend) {
+  return backend == KernelBackend::kNative ? "native" : "torch";
+}
+
+bool use_native_kernels(KernelBackend backend, const at::Tensor& x) {
+  if (backend != KernelBackend::kNative || !x.is_cpu() || x.is_sparse()) return false;
+  // The kernels work on NCHW planes: a channels-last tensor would be copied twice.
+  if (x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast))
+    return false;
+  return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;
+}
+
+bool channels_last_for(const std::string& memory_format, KernelBackend backend) {
+  if (memory_format == "auto") return backend == KernelBackend::kTorch;
+  if (memory_format == "channels-last") return true;
+  if (memory_format == "nchw") return false;
+  throw Error("--memory-format " + memory_format + ": expected auto, channels-last or nchw");
+}
+
+}  // namespace datanas

@@ -1,0 +1,28 @@
+// Which implementation runs the cell-space ops: LibTorch's kernels (the reference, and the only
+// choice off the CPU) or this project's own CPU kernels (src/kernels/).
+#pragma once
+#include <string>
+
+namespace at {
+class Tensor;
+}
+
+namespace datanas {
+
+enum class KernelBackend { kTorch, kNative };
+
+// "native" or "torch"; throws Error naming --kernels otherwise.
+KernelBackend parse_kernel_backend(const std::string& text);
+std::string kernel_backend_name(KernelBackend backend);
+
+// True when `backend` is native and `x` is a float or double CPU tensor not in channels-last
+// layout; other devices, dtypes and NHWC tensors fall back to LibTorch.
+bool use_native_kernels(KernelBackend backend, const at::Tensor& x);
+
+// `--memory-format auto|channels-last|nchw`: whether networks keep NHWC tensors. `auto` picks
+// the layout the backend is fast on: NHWC for LibTorch's kernels (its oneDNN depthwise and
+// pooling kernels run 2-5x faster on it), NCHW for the native ones (written for NCHW).
+// Throws Error naming --memory-format for another value.
+bool channels_last_for(const std::string& memory_format, KernelBackend backend);
+
+}  // namespace datanas

@@ -1,0 +1,96 @@
+#include "kernels/pointwise_conv.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "kernels/plane_parallel.h"
+#include "util/error.h"
+
+namespace datanas {
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+constexpr int64_t kChunk = 1024;  // pixels of one sample per task
+
+// y = w x for every sample, w (outputs x inputs).
+template <typename T>
+void apply_planes(const at::Tensor& x, const at::Tensor& w, at::Tensor& y) {
+  const auto& k = kernels::kernel_table<T>();
+  const int64_t N = x.size(0), inputs = w.size(1), outputs = w.size(0);
+  const int64_t P = x.size(2) * x.size(3), chunks = (P + kChunk - 1) / kChunk;
+  const T* xp = x.data_ptr<T>();
+  const T* wp = w.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  kernels::for_each_plane<T>(N * chunks, std::min(P, kChunk) * (inputs + outputs), 0,
+                             [&](int64_t task, T*) {
+                               const int64_t n = task / chunks, begin = (task % chunks) * kChunk;
+                               k.pointwise(xp + n * inputs * P, wp, yp + n * outputs * P, inputs,
+                                           outputs, P, begin, std::min(P, begin + kChunk));
+                             });
+}
+
+template <typename T>
+at::Tensor weight_grad(const at::Tensor& x, const at::Tensor& gy, int64_t outputs) {
+  const auto& k = kernels::kernel_table<T>();
+  const int64_t N = x.size(0), inputs = x.size(1);
+  const int64_t P = x.size(2) * x.size(3), chunks = (P + kChunk - 1) / kChunk;
+  at::Tensor partial = at::zeros({N * chunks, outputs * inputs}, x.options());
+  const T* xp = x.data_ptr<T>();
+  const T* gp = gy.data_ptr<T>();
+  T* pp = partial.data_ptr<T>();
+  kernels::for_each_plane<T>(
+      N * chunks, std::min(P, kChunk) * (inputs + outputs), 0, [&](int64_t task, T*) {
+        const int64_t n = task / chunks, begin = (task % chunks) * kChunk;
+        k.pointwise_wgrad(xp + n * inputs * P, gp + n * outputs * P, pp + task * outputs * inputs,
+                          inputs, outputs, P, begin, std::min(P, begin + kChunk));
+      });
+  return partial.sum(0).view({outputs, inputs, 1, 1});
+}
+
+struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input,
+                            const at::Tensor& weight) {
+    if (input.dim() != 4 || weight.dim() != 4 || weight.size(1) != input.size(1) ||
+        weight.size(2) != 1 || weight.size(3) != 1)
+      throw Error("pointwise conv: expected NCHW input and a (Co, Ci, 1, 1) weight");
+    if (weight.scalar_type() != input.scalar_type())
+      throw Error("pointwise conv: input and weight must have the same dtype");
+    at::Tensor x = input.contiguous(), w = weight.contiguous().view({weight.size(0), -1});
+    at::Tensor y = at::empty({x.size(0), w.size(0), x.size(2), x.size(3)}, x.options());
+    if (x.scalar_type() == at::kFloat) {
+      apply_planes<float>(x, w, y);
+    } else {
+      apply_planes<double>(x, w, y);
+    }
+    ctx->save_for_backward({x, weight});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& weight = saved[1];
+    at::Tensor gy = grads[0].contiguous();
+    const int64_t outputs = weight.size(0);
+    at::Tensor wt = weight.view({outputs, -1}).t().contiguous();  // inputs x outputs
+    at::Tensor gx = at::empty_like(x);
+    at::Tensor gw;
+    if (x.scalar_type() == at::kFloat) {
+      apply_planes<float>(gy, wt, gx);
+      gw = weight_grad<float>(x, gy, outputs);
+    } else {
+      apply_planes<double>(gy, wt, gx);
+      gw = weight_grad<double>(x, gy, outputs);
+    }
+    return {gx, gw.view(weight.sizes())};
+  }
+};
+
+}  // namespace
+
+at::Tensor native_pointwise_conv2d(const at::Tensor& x, const at::Tensor& weight) {
+  return PointwiseConvFunction::apply(x, weight);
+}
+
+}  // namespace datanas
