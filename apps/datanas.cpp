@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   add("random", "draw a random architecture of the space (random-search baseline)",
       datanas::cli::add_random);
   add("run", "the whole pipeline: search, derive, retrain, report", datanas::cli::add_run);
+  add("corpus", "convert a corpus to the PTB layout (train/valid/test.txt)",
+      datanas::cli::add_corpus);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
