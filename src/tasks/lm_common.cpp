@@ -1,10 +1,12 @@
 #include "tasks/lm_common.h"
 
 #include <ATen/ATen.h>
+#include <dlfcn.h>
 
+#include <climits>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <cstdlib>
 #include <random>
 
 #include "util/error.h"
@@ -70,16 +72,16 @@ double evaluate_perplexity(RnnModel& model, const at::Tensor& stream, int64_t bp
 }
 
 bool reference_blas_active() {
-  std::ifstream maps("/proc/self/maps");
-  bool reference = false, optimised = false;
-  for (std::string line; std::getline(maps, line);) {
-    if (line.find("openblas") != std::string::npos || line.find("libmkl") != std::string::npos ||
-        line.find("blis") != std::string::npos || line.find("atlas") != std::string::npos)
-      optimised = true;
-    else if (line.find("/libblas.so") != std::string::npos)
-      reference = true;
-  }
-  return reference && !optimised;
+  // The library that sgemm_ resolves to in this process, through the alternatives symlinks.
+  void* symbol = dlsym(RTLD_DEFAULT, "sgemm_");
+  Dl_info info;
+  if (!symbol || !dladdr(symbol, &info) || !info.dli_fname) return false;
+  char resolved[PATH_MAX];
+  const std::string path = realpath(info.dli_fname, resolved) ? resolved : info.dli_fname;
+  const bool optimised =
+      path.find("openblas") != std::string::npos || path.find("mkl") != std::string::npos ||
+      path.find("blis") != std::string::npos || path.find("atlas") != std::string::npos;
+  return !optimised && path.find("libblas") != std::string::npos;
 }
 
 void warn_if_reference_blas() {

@@ -36,8 +36,8 @@ double evaluate_perplexity(RnnModel& model, const at::Tensor& stream, int64_t bp
                            const std::function<CellWeights()>& weights_for_window,
                            const at::Device& device);
 
-// True when the BLAS library loaded in this process is the reference one (not OpenBLAS, MKL,
-// BLIS...): found from /proc/self/maps.
+// True when sgemm_ in this process resolves to the reference BLAS (not OpenBLAS, MKL, BLIS...):
+// dladdr of the symbol, its file with symlinks (Debian alternatives) resolved.
 bool reference_blas_active();
 // Prints one warning line to stderr when reference_blas_active().
 void warn_if_reference_blas();
