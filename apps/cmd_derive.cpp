@@ -21,7 +21,9 @@ Command add_derive(CLI::App& app) {
     const std::string alphas_path = run_file(*from, "alphas.json");
     SearchOptions options = search_options_from_json(read_json_file(config_path), config_path);
     if (*M > 0) options.sampler.M = *M;
-    auto sampler = make_sampler(options.sampler, CellSpace{options.net.nodes, 8});
+    const bool lm = options.task == "lm";
+    auto sampler = make_sampler(options.sampler, lm ? rnn_cell_space(options.net.nodes)
+                                                    : cnn_cell_space(options.net.nodes));
     const nlohmann::json alphas = read_json_file(alphas_path);
     auto table = [&](const char* cell) {
       if (!alphas.contains(cell) || !alphas[cell].contains("probs"))
@@ -31,8 +33,14 @@ Command add_derive(CLI::App& app) {
         throw Error(alphas_path + ": " + cell + ".probs has the wrong shape for the run's cell");
       return probs;
     };
-    Genotype genotype =
-        derive_genotype(*sampler, table("normal"), table("reduce"), options.net.multiplier);
+    Genotype genotype;
+    if (lm) {
+      genotype.space = "darts-rnn";
+      genotype.recurrent = sampler->derive(table("recurrent"));
+      for (int i = 1; i <= options.net.nodes; ++i) genotype.concat.push_back(i);
+    } else {
+      genotype = derive_genotype(*sampler, table("normal"), table("reduce"), options.net.multiplier);
+    }
     if (!out->empty()) save_genotype(*out, genotype);
     std::printf("%s\n", genotype_to_json(genotype).c_str());
     return 0;

@@ -105,12 +105,20 @@ Command add_search(CLI::App& app) {
   auto flags = std::make_shared<SearchFlags>();
   auto resume = std::make_shared<bool>(false);
   add_search_flags(app, *flags);
+  app.add_option("--task", flags->options.task,
+                 "cnn (image classification) | lm (word-level language modelling: DARTS "
+                 "recurrent cell; --data is a PTB-layout folder, --limit counts tokens, LM "
+                 "defaults for flags not given)")
+      ->capture_default_str();
+  add_lm_flags(app, flags->options.lm);
   app.add_option("--out", flags->options.out, "run folder for every output")->capture_default_str();
   app.add_flag("--resume", *resume, "continue the run in --out from its checkpoint");
   CLI::Option* epochs_flag = app.get_option("--epochs");
   CLI::Option* nonfinite_flag = app.get_option("--on-nonfinite");
   CLI::Option* memory_flag = app.get_option("--memory-limit");
+  CLI::App* self = &app;
   return [=]() {
+    if (flags->options.task == "lm") apply_lm_search_defaults(*self, flags->options);
     SearchOptions options = resolve_search_flags(*flags);
     const SearchOptions& o = flags->options;
     if (*resume) {
@@ -123,6 +131,17 @@ Command add_search(CLI::App& app) {
       if (memory_flag->count()) options.memory_limit_gib = o.memory_limit_gib;
     }
     SearchResult result = run_search(options, *resume);
+    if (options.task == "lm") {
+      const auto& last = result.last_epoch;
+      std::printf("derived cell (%s):\n%s\n", options.sampler.name.c_str(),
+                  genotype_to_json(result.genotype).c_str());
+      std::printf("valid perplexity: search %.2f, derived %.2f (gap %.2f); test %.2f\n",
+                  last["search_ppl"].get<double>(), last["derived_ppl"].get<double>(),
+                  last["gap"].get<double>(), last["test_ppl"].get<double>());
+      std::printf("outputs: %s/{genotype.json,log.jsonl,alphas.json,config.json,checkpoint.pt}\n",
+                  options.out.c_str());
+      return 0;
+    }
     print_search_result(result, options);
     std::printf("outputs: %s/{genotype.json,log.jsonl,alphas.json,config.json,checkpoint.pt}\n",
                 options.out.c_str());

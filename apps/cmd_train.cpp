@@ -4,6 +4,7 @@
 #include "data/datasets.h"
 #include "report/figures.h"
 #include "search/run_files.h"
+#include "tasks/lm_trainer.h"
 #include "train/model_file.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -61,12 +62,23 @@ Command add_train(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   auto resume = std::make_shared<bool>(false);
   add_train_flags(app, *o);
+  app.add_option("--task", o->task,
+                 "cnn | lm (word-level language model of a darts-rnn genotype, or --arch lstm; "
+                 "LM defaults for flags not given)")
+      ->capture_default_str();
+  app.add_option("--arch", o->arch, "task lm: darts (the genotype's cell) | lstm (baseline)")
+      ->capture_default_str();
+  app.add_option("--lstm-layers", o->lm.model.lstm_layers, "task lm, --arch lstm: layers")
+      ->capture_default_str();
+  add_lm_flags(app, o->lm);
   app.add_option("--out", o->out, "run folder")->capture_default_str();
   app.add_flag("--resume", *resume, "continue the run in --out from its checkpoint");
   CLI::Option* epochs_flag = app.get_option("--epochs");
   CLI::Option* nonfinite_flag = app.get_option("--on-nonfinite");
   CLI::Option* memory_flag = app.get_option("--memory-limit");
+  CLI::App* self = &app;
   return [=]() {
+    if (o->task == "lm") apply_lm_train_defaults(*self, *o);
     TrainOptions options = *o;
     if (*resume) {
       options = train_options_from_json(read_run_config(o->out), run_file(o->out, "config.json"));
@@ -75,6 +87,14 @@ Command add_train(CLI::App& app) {
       // Policies that do not change results may be set again on resume.
       if (nonfinite_flag->count()) options.on_nonfinite = o->on_nonfinite;
       if (memory_flag->count()) options.memory_limit_gib = o->memory_limit_gib;
+    }
+    if (options.task == "lm") {
+      LmTrainResult result = run_lm_training(options, *resume);
+      std::printf("valid perplexity %.2f, test perplexity %.2f, %lld parameters\nmodel: %s\n",
+                  result.last_epoch["val_ppl"].get<double>(),
+                  result.last_epoch["test_ppl"].get<double>(),
+                  static_cast<long long>(result.params), result.model_path.c_str());
+      return 0;
     }
     TrainResult result = run_training(options, *resume);
     plot_training(options.out);

@@ -22,6 +22,16 @@ Command add_info(CLI::App& app);
 Command add_random(CLI::App& app);
 Command add_run(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_corpus(CLI::App& app);
+
+// The language-modelling flags and the LM values of shared flags the user did not give.
+struct LmDefaults {
+  static constexpr int64_t search_limit = 200000;     // training tokens of a search
+  static constexpr int64_t search_eval_limit = 30000; // valid/test tokens per search epoch
+};
+void add_lm_flags(CLI::App& app, LmOptions& options);
+void apply_lm_search_defaults(CLI::App& app, SearchOptions& options);
+void apply_lm_train_defaults(CLI::App& app, TrainOptions& options);
 
 // Search flags shared by `search` and `run`; the enums arrive as text and are parsed late so
 // a bad value gets the flag's own error message.

@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
       datanas::cli::add_random);
   add("run", "the whole pipeline: search, derive, retrain, report", datanas::cli::add_run);
   add("bench", "time search iterations (dense vs fast) or single ops", datanas::cli::add_bench);
+  add("corpus", "convert a corpus to the PTB layout (train/valid/test.txt)",
+      datanas::cli::add_corpus);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

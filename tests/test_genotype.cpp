@@ -115,7 +115,7 @@ TEST(OpNames, OrderAndLookup) {
 
 TEST(Genotype, BuiltinsAreValidAndRoundTrip) {
   const auto& builtins = builtin_genotypes();
-  ASSERT_EQ(builtins.size(), 4u);
+  ASSERT_EQ(builtins.size(), 6u);
   for (const auto& [name, genotype] : builtins) {
     SCOPED_TRACE(name);
     EXPECT_NO_THROW(validate_genotype(genotype, name));
@@ -204,8 +204,11 @@ TEST(Genotype, RejectsWrongOrMissingFormat) {
 }
 
 TEST(Genotype, RejectsUnknownSpaceAndOps) {
+  expect_rejected([](json& j) { j["space"] = "darts-lstm"; },
+                  "unknown space \"darts-lstm\" (expected \"darts-cnn\" or \"darts-rnn\")");
+  // A CNN genotype relabelled as recurrent has the wrong keys for that space.
   expect_rejected([](json& j) { j["space"] = "darts-rnn"; },
-                  "unknown space \"darts-rnn\" (expected \"darts-cnn\")");
+                  "unknown key \"normal\" (expected format, space, recurrent, concat)");
   expect_rejected([](json& j) { j["space"] = 3; }, "space must be a string");
   expect_rejected([](json& j) { j.erase("space"); }, "missing key \"space\"");
   expect_rejected([](json& j) { j["normal"][1][0][0] = "conv_7x7"; },
@@ -287,8 +290,8 @@ TEST(Genotype, LoadFromFileAndMissingPath) {
   const std::string missing = dir.file("missing.json");
   EXPECT_EQ(error_of([&] { load_genotype(missing); }),
             missing +
-                ": no such file and not a built-in genotype (built-ins: DARTS_V1, DARTS_V2, "
-                "DATA_M4, DATA_M7)");
+                ": no such file and not a built-in genotype (built-ins: DARTS_RNN, "
+                "DARTS_RNN_V1, DARTS_V1, DARTS_V2, DATA_M4, DATA_M7)");
   EXPECT_NE(error_of([&] { load_genotype("DARTS_V3"); }).find("DARTS_V3: no such file"),
             std::string::npos);
 }

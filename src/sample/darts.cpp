@@ -34,11 +34,11 @@ std::vector<GenotypeNode> DartsSampler::derive(const at::Tensor& probs_table) co
   const int K = space_.ops;
   std::vector<GenotypeNode> cell(space_.nodes);
   for (int node = 0; node < space_.nodes; ++node) {
-    const int inputs = CellSpace::inputs(node);
+    const int inputs = space_.node_inputs(node);
     std::vector<int> best_op(inputs, -1);
     std::vector<double> strength(inputs, -1.0);
     for (int input = 0; input < inputs; ++input) {
-      const int e = CellSpace::edge(node, input);
+      const int e = space_.node_edge(node, input);
       for (int k = 0; k < K; ++k) {
         if (k != kNoneOp && p[e * K + k] > strength[input]) {
           strength[input] = p[e * K + k];
@@ -50,8 +50,8 @@ std::vector<GenotypeNode> DartsSampler::derive(const at::Tensor& probs_table) co
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(),
                      [&](int a, int b) { return strength[a] > strength[b]; });
-    for (int i = 0; i < std::min(2, inputs); ++i)
-      cell[node].push_back({cnn_op_names()[best_op[order[i]]], order[i]});
+    for (int i = 0; i < std::min(space_.darts_inputs, inputs); ++i)
+      cell[node].push_back({space_.names()[best_op[order[i]]], order[i]});
   }
   return cell;
 }

@@ -1,6 +1,6 @@
 // The DARTS continuous relaxation as a sampler: every op of an edge is weighted by its softmax
-// probability; the derived cell keeps the two strongest incoming edges of each node, each with
-// its best non-none op.
+// probability; the derived cell keeps the space's darts_inputs strongest incoming edges of each
+// node (two in the CNN cell, one in the recurrent cell), each with its best non-none op.
 #pragma once
 #include "sample/sampler.h"
 

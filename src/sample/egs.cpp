@@ -45,7 +45,7 @@ CellWeights EgsSampler::sample(const at::Tensor& alpha, at::Generator& generator
 std::vector<GenotypeNode> EgsSampler::derive(const at::Tensor& probs_table) const {
   at::Tensor probs = probs_table.detach().to(at::kCPU).to(at::kDouble).contiguous();
   const double* p = probs.data_ptr<double>();
-  const auto& names = cnn_op_names();
+  const auto& names = space_.names();
   const int K = space_.ops;
   std::vector<GenotypeNode> cell(space_.nodes);
   for (int node = 0; node < space_.nodes; ++node) {
@@ -56,8 +56,8 @@ std::vector<GenotypeNode> EgsSampler::derive(const at::Tensor& probs_table) cons
     };
     std::vector<std::vector<Entry>> decisions;
     std::vector<Entry> node_pairs;
-    for (int input = 0; input < CellSpace::inputs(node); ++input) {
-      const int e = CellSpace::edge(node, input);
+    for (int input = 0; input < space_.node_inputs(node); ++input) {
+      const int e = space_.node_edge(node, input);
       if (options_.granularity == Granularity::kEdge || decisions.empty())
         decisions.push_back({{-1, kNoneOp, 0.0}});
       for (int k = 0; k < K; ++k) {

@@ -18,8 +18,8 @@ Sampler::Sampler(SamplerOptions options, CellSpace space)
     for (int e = 0; e < space_.edges(); ++e) groups_.push_back({int64_t{e} * space_.ops, space_.ops});
   } else {
     for (int node = 0; node < space_.nodes; ++node)
-      groups_.push_back({int64_t{CellSpace::first_edge(node)} * space_.ops,
-                         int64_t{CellSpace::inputs(node)} * space_.ops});
+      groups_.push_back({int64_t{space_.node_first_edge(node)} * space_.ops,
+                         int64_t{space_.node_inputs(node)} * space_.ops});
   }
   tau_ = options_.tau_max;
 }
@@ -55,9 +55,9 @@ CellWeights Sampler::fixed(const std::vector<GenotypeNode>& cell) const {
   at::Tensor code = at::zeros({space_.edges(), space_.ops});
   for (size_t node = 0; node < cell.size(); ++node) {
     for (const OpInput& pair : cell[node]) {
-      const int op = cnn_op_index(pair.op);
+      const int op = space_.op_index(pair.op);
       if (op < 0) throw Error("genotype: unknown op '" + pair.op + "'");
-      code[CellSpace::edge(static_cast<int>(node), pair.input)][op] = 1.0;
+      code[space_.node_edge(static_cast<int>(node), pair.input)][op] = 1.0;
     }
   }
   CellWeights result;

@@ -94,6 +94,11 @@ at::Tensor tensor_from_json(const json& rows, const std::string& source) {
 
 void write_genotype_files(const std::string& out_dir, const Genotype& genotype) {
   save_genotype(run_file(out_dir, "genotype.json"), genotype);
+  if (genotype.is_recurrent()) {
+    write_file_atomic(run_file(out_dir, "genotype_recurrent.dot"),
+                      genotype_to_dot(genotype, "recurrent"));
+    return;
+  }
   write_file_atomic(run_file(out_dir, "genotype_normal.dot"), genotype_to_dot(genotype, "normal"));
   write_file_atomic(run_file(out_dir, "genotype_reduce.dot"), genotype_to_dot(genotype, "reduce"));
 }

@@ -31,7 +31,8 @@ std::vector<nlohmann::json> read_log_lines(const std::string& path);  // missing
 nlohmann::json tensor_to_json(const at::Tensor& table);  // 2-D table as nested lists
 at::Tensor tensor_from_json(const nlohmann::json& rows, const std::string& source);
 
-// genotype.json plus genotype_normal.dot and genotype_reduce.dot
+// genotype.json plus genotype_normal.dot and genotype_reduce.dot (recurrent cells:
+// genotype_recurrent.dot)
 void write_genotype_files(const std::string& out_dir, const Genotype& genotype);
 
 }  // namespace datanas

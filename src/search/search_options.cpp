@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/datasets.h"
 #include "util/error.h"
 #include "util/json_fields.h"
 
@@ -13,6 +14,7 @@ namespace {
 // Every plain field of SearchOptions, once; the sampler's enums are handled beside it.
 template <typename Options, typename Fn>
 void for_each_field(Options& o, Fn&& field) {
+  field("task", o.task);
   field("dataset", o.dataset);
   field("data_dir", o.data_dir);
   field("limit", o.limit);
@@ -51,9 +53,17 @@ void for_each_field(Options& o, Fn&& field) {
   field("out", o.out);
   field("on_nonfinite", o.on_nonfinite);
   field("memory_limit_gib", o.memory_limit_gib);
+  for_each_lm_field(o.lm, field);
 }
 
 }  // namespace
+
+void prepare_search_options(SearchOptions& options) {
+  if (options.task != "cnn") return;
+  const DatasetInfo& info = dataset_info(options.dataset);
+  options.net.input_channels = info.channels;
+  options.net.classes = info.classes;
+}
 
 json search_options_to_json(const SearchOptions& o) {
   json out = json::object();
@@ -85,6 +95,8 @@ void validate_search_options(const SearchOptions& o) {
   auto require = [](bool ok, const std::string& message) {
     if (!ok) throw Error(message);
   };
+  require(o.task == "cnn" || o.task == "lm", "--task: expected cnn or lm, got '" + o.task + "'");
+  if (o.task == "lm") validate_lm_options(o.lm);
   require(o.limit >= 0, "--limit: expected >= 0");
   require(o.train_portion > 0 && o.train_portion < 1, "--train-portion: expected in (0, 1)");
   require(o.epochs >= 1, "--epochs: expected >= 1");

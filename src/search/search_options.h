@@ -8,17 +8,20 @@
 
 #include "nets/supernet.h"
 #include "sample/sampler.h"
+#include "tasks/lm_options.h"
 
 namespace datanas {
 
 struct SearchOptions {
-  // Data
+  std::string task = "cnn";  // cnn (image classification) | lm (word-level language modelling)
+  // Data (task lm: --data is a PTB-layout corpus folder, --limit counts training tokens)
   std::string dataset = "fashion-mnist";
   std::string data_dir;        // empty: the data set's default folder
   int64_t limit = 3000;        // images of the training set used (0 = all)
   double train_portion = 0.5;  // the rest is the validation half
   // Network
   SupernetOptions net;
+  LmOptions lm;  // task lm: BPTT, model sizes, dropouts
   // Sampler and constraint
   SamplerOptions sampler;
   double adc_lambda = 0.1;
@@ -43,6 +46,8 @@ struct SearchOptions {
   double memory_limit_gib = 0;        // memory the run may use (0 = MemAvailable)
 };
 
+// Fills what the data set decides (task cnn: input channels and classes).
+void prepare_search_options(SearchOptions& options);
 nlohmann::json search_options_to_json(const SearchOptions& options);
 SearchOptions search_options_from_json(const nlohmann::json& config, const std::string& source);
 // Throws Error naming the flag when a value is out of range.

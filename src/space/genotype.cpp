@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "space/cell_space.h"
+#include "space/rnn_ops.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -18,7 +20,9 @@ using nlohmann::json;
 
 constexpr const char* kFormat = "datanas-genotype/1";
 constexpr const char* kSpace = "darts-cnn";
+constexpr const char* kRnnSpace = "darts-rnn";
 constexpr const char* kKeys = "format, space, normal, normal_concat, reduce, reduce_concat";
+constexpr const char* kRnnKeys = "format, space, recurrent, concat";
 
 // JSON-quoted, so odd characters cannot break the one-line message or the output file.
 std::string quoted(const std::string& text) {
@@ -32,9 +36,9 @@ std::string describe(const json& value) {
   return text;
 }
 
-std::string valid_op_list() {
+std::string valid_op_list(const CellSpace& space) {
   std::string list;
-  const std::vector<std::string>& names = cnn_op_names();
+  const std::vector<std::string>& names = space.names();
   for (size_t i = 1; i < names.size(); ++i) list += (i > 1 ? ", " : "") + names[i];
   return list;
 }
@@ -43,8 +47,11 @@ std::string range_text(int low, int high) {
   return std::to_string(low) + ".." + std::to_string(high);
 }
 
+// Node j reads inputs 0..leading + j - 1; the concat lists node indices leading..
 void validate_cell(const std::vector<GenotypeNode>& nodes, const std::vector<int>& concat,
-                   const std::string& cell, const std::string& source) {
+                   const std::string& cell, const std::string& source, const CellSpace& space) {
+  const int leading = space.leading;
+  const std::string concat_key = cell == "recurrent" ? "concat" : cell + "_concat";
   const int node_count = static_cast<int>(nodes.size());
   if (nodes.empty()) {
     throw Error(source + ": " + cell + " cell has no nodes (expected at least one node)");
@@ -57,27 +64,28 @@ void validate_cell(const std::vector<GenotypeNode>& nodes, const std::vector<int
     for (size_t p = 0; p < nodes[j].size(); ++p) {
       const OpInput& pair = nodes[j][p];
       const std::string where = node_where + " pair " + std::to_string(p);
-      const int op = cnn_op_index(pair.op);
+      const int op = space.op_index(pair.op);
       if (op == 0) {
         throw Error(where + ": op \"none\" is not allowed in a genotype (expected one of " +
-                    valid_op_list() + ")");
+                    valid_op_list(space) + ")");
       }
       if (op < 0) {
         throw Error(where + ": unknown op " + quoted(pair.op) + " (expected one of " +
-                    valid_op_list() + ")");
+                    valid_op_list(space) + ")");
       }
-      if (pair.input < 0 || pair.input > j + 1) {
+      if (pair.input < 0 || pair.input > j + leading - 1) {
         throw Error(where + ": input " + std::to_string(pair.input) + " out of range (expected " +
-                    range_text(0, j + 1) + ")");
+                    range_text(0, j + leading - 1) + ")");
       }
     }
   }
-  const std::string concat_where = source + ": " + cell + "_concat";
-  const std::string expected = "(expected node indices in " + range_text(2, node_count + 1) + ")";
+  const std::string concat_where = source + ": " + concat_key;
+  const std::string expected =
+      "(expected node indices in " + range_text(leading, node_count + leading - 1) + ")";
   if (concat.empty()) throw Error(concat_where + " is empty " + expected);
   std::set<int> seen;
   for (int index : concat) {
-    if (index < 2 || index > node_count + 1) {
+    if (index < leading || index > node_count + leading - 1) {
       throw Error(concat_where + ": " + std::to_string(index) + " out of range " + expected);
     }
     if (!seen.insert(index).second) {
@@ -224,6 +232,18 @@ std::map<std::string, Genotype> make_builtins() {
        {{"dil_conv_3x3", 1}, {"skip_connect", 2}, {"dil_conv_3x3", 2}, {"sep_conv_3x3", 2},
         {"dil_conv_3x3", 3}, {"skip_connect", 3}},
        {{"skip_connect", 0}, {"sep_conv_3x3", 0}, {"skip_connect", 2}, {"skip_connect", 3}}});
+  // quark0/darts rnn/genotypes.py: DARTS_V2 (the paper's cell, `DARTS` there) and DARTS_V1.
+  auto rnn = [](std::vector<OpInput> pairs) {
+    Genotype genotype;
+    genotype.space = kRnnSpace;
+    for (const OpInput& pair : pairs) genotype.recurrent.push_back({pair});
+    for (int i = 1; i <= static_cast<int>(pairs.size()); ++i) genotype.concat.push_back(i);
+    return genotype;
+  };
+  builtins["DARTS_RNN"] = rnn({{"sigmoid", 0}, {"relu", 1}, {"relu", 1}, {"identity", 1},
+                               {"tanh", 2}, {"sigmoid", 5}, {"tanh", 3}, {"relu", 5}});
+  builtins["DARTS_RNN_V1"] = rnn({{"relu", 0}, {"relu", 1}, {"tanh", 2}, {"relu", 3},
+                                  {"relu", 4}, {"identity", 1}, {"relu", 5}, {"relu", 1}});
   // clang-format on
   return builtins;
 }
@@ -232,19 +252,31 @@ std::map<std::string, Genotype> make_builtins() {
 
 bool Genotype::operator==(const Genotype& other) const {
   return space == other.space && normal == other.normal && normal_concat == other.normal_concat &&
-         reduce == other.reduce && reduce_concat == other.reduce_concat;
+         reduce == other.reduce && reduce_concat == other.reduce_concat &&
+         recurrent == other.recurrent && concat == other.concat;
 }
 
 void validate_genotype(const Genotype& genotype, const std::string& source) {
+  if (genotype.space == kRnnSpace) {
+    validate_cell(genotype.recurrent, genotype.concat, "recurrent", source,
+                  rnn_cell_space(static_cast<int>(genotype.recurrent.size())));
+    return;
+  }
   if (genotype.space != kSpace) {
     throw Error(source + ": unknown space " + quoted(genotype.space) + " (expected \"" + kSpace +
-                "\")");
+                "\" or \"" + kRnnSpace + "\")");
   }
-  validate_cell(genotype.normal, genotype.normal_concat, "normal", source);
-  validate_cell(genotype.reduce, genotype.reduce_concat, "reduce", source);
+  const CellSpace space = cnn_cell_space(static_cast<int>(genotype.normal.size()));
+  validate_cell(genotype.normal, genotype.normal_concat, "normal", source, space);
+  validate_cell(genotype.reduce, genotype.reduce_concat, "reduce", source, space);
 }
 
 std::string genotype_to_json(const Genotype& genotype) {
+  if (genotype.space == kRnnSpace) {
+    return std::string("{\"format\": \"") + kFormat + "\", \"space\": " + quoted(genotype.space) +
+           ", \"recurrent\": " + cell_to_json(genotype.recurrent) +
+           ", \"concat\": " + concat_to_json(genotype.concat) + "}";
+  }
   return std::string("{\"format\": \"") + kFormat + "\", \"space\": " + quoted(genotype.space) +
          ", \"normal\": " + cell_to_json(genotype.normal) +
          ", \"normal_concat\": " + concat_to_json(genotype.normal_concat) +
@@ -271,11 +303,14 @@ Genotype genotype_from_json(const std::string& text, const std::string& source) 
   if (!root.is_object()) {
     throw Error(source + ": expected a JSON object with keys " + kKeys + ", got " + describe(root));
   }
+  const bool rnn = root.contains("space") && root["space"] == kRnnSpace;
   static const std::set<std::string> known = {"format",        "space",  "normal",
                                               "normal_concat", "reduce", "reduce_concat"};
+  static const std::set<std::string> known_rnn = {"format", "space", "recurrent", "concat"};
   for (auto it = root.begin(); it != root.end(); ++it) {
-    if (!known.count(it.key())) {
-      throw Error(source + ": unknown key " + quoted(it.key()) + " (expected " + kKeys + ")");
+    if (!(rnn ? known_rnn : known).count(it.key())) {
+      throw Error(source + ": unknown key " + quoted(it.key()) + " (expected " +
+                  (rnn ? kRnnKeys : kKeys) + ")");
     }
   }
   const std::string expected_format = std::string("\"") + kFormat + "\"";
@@ -291,6 +326,12 @@ Genotype genotype_from_json(const std::string& text, const std::string& source) 
   }
   Genotype genotype;
   genotype.space = space.get<std::string>();
+  if (rnn) {
+    genotype.recurrent = parse_cell(root, "recurrent", source);
+    genotype.concat = parse_concat(root, "concat", source);
+    validate_genotype(genotype, source);
+    return genotype;
+  }
   genotype.normal = parse_cell(root, "normal", source);
   genotype.normal_concat = parse_concat(root, "normal_concat", source);
   genotype.reduce = parse_cell(root, "reduce", source);

@@ -1,6 +1,7 @@
 // A discrete cell architecture: for every intermediate node, the list of (op, input) pairs it
-// sums. Input 0 is c_{k-2}, 1 is c_{k-1}, 2 + j is intermediate node j. Nodes may hold any
-// number of pairs (DARTS uses exactly two); several pairs may share an input.
+// sums. Space "darts-cnn": input 0 is c_{k-2}, 1 is c_{k-1}, 2 + j is intermediate node j.
+// Space "darts-rnn": one cell, `recurrent`, input 0 is s0 and 1 + j is node j. Nodes may hold
+// any number of pairs (DARTS uses two in the CNN, one in the RNN); pairs may share an input.
 // Serialised as datanas-genotype/1 JSON; also drawn as Graphviz DOT.
 #pragma once
 #include <map>
@@ -23,6 +24,11 @@ struct Genotype {
   std::vector<int> normal_concat;
   std::vector<GenotypeNode> reduce;
   std::vector<int> reduce_concat;
+  // Space "darts-rnn": the recurrent cell's nodes (input 0 is s0, j >= 1 is node j - 1's
+  // state) and the states averaged into the cell output (DARTS: 1..8).
+  std::vector<GenotypeNode> recurrent;
+  std::vector<int> concat;
+  bool is_recurrent() const { return space == "darts-rnn"; }
   bool operator==(const Genotype& other) const;
 };
 
@@ -34,7 +40,8 @@ std::string genotype_to_json(const Genotype& genotype);  // one line, keys in th
 Genotype genotype_from_json(const std::string& text, const std::string& source = "genotype");
 
 // `file_or_name` is a path to a JSON file or a built-in name (DARTS_V1, DARTS_V2, DATA_M4,
-// DATA_M7). Throws Error naming the file/name and what was expected.
+// DATA_M7; recurrent: DARTS_RNN, DARTS_RNN_V1). Throws Error naming the file/name and what was
+// expected.
 Genotype load_genotype(const std::string& file_or_name);
 void save_genotype(const std::string& path, const Genotype& genotype);  // atomic
 

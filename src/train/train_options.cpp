@@ -13,7 +13,9 @@ namespace {
 
 template <typename Options, typename Fn>
 void for_each_field(Options& o, Fn&& field) {
+  field("task", o.task);
   field("genotype", o.genotype);
+  field("arch", o.arch);
   field("network", o.network);
   field("dataset", o.dataset);
   field("data_dir", o.data_dir);
@@ -38,6 +40,7 @@ void for_each_field(Options& o, Fn&& field) {
   field("out", o.out);
   field("on_nonfinite", o.on_nonfinite);
   field("memory_limit_gib", o.memory_limit_gib);
+  for_each_lm_field(o.lm, field);
 }
 
 }  // namespace
@@ -59,6 +62,10 @@ void validate_train_options(const TrainOptions& o) {
   auto require = [](bool ok, const std::string& message) {
     if (!ok) throw Error(message);
   };
+  require(o.task == "cnn" || o.task == "lm", "--task: expected cnn or lm, got '" + o.task + "'");
+  require(o.arch == "darts" || o.arch == "lstm",
+          "--arch: expected darts or lstm, got '" + o.arch + "'");
+  if (o.task == "lm") validate_lm_options(o.lm);
   require(o.network == "cifar" || o.network == "imagenet",
           "--network: expected cifar or imagenet, got '" + o.network + "'");
   require(o.limit >= 0 && o.test_limit >= 0, "--limit/--test-limit: expected >= 0");

@@ -7,10 +7,15 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "tasks/lm_options.h"
+
 namespace datanas {
 
 struct TrainOptions {
+  std::string task = "cnn";           // cnn | lm (word-level language modelling)
   std::string genotype = "DARTS_V2";  // JSON file or built-in name
+  std::string arch = "darts";         // task lm: darts (the genotype's cell) | lstm (baseline)
+  LmOptions lm;                       // task lm: BPTT, sizes, dropouts (--data: corpus folder)
   std::string network = "cifar";      // cifar | imagenet
   std::string dataset = "fashion-mnist";
   std::string data_dir;

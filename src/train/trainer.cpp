@@ -103,6 +103,9 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   const at::Device device = parse_device(options.device);
   const int threads = configure_threads(options.threads);
   const Genotype genotype = load_genotype(options.genotype);
+  if (genotype.is_recurrent())
+    throw Error("--genotype " + options.genotype +
+                ": a recurrent (darts-rnn) cell; train it with --task lm");
   const RunFolder folder = open_run_folder(options.out);
   const std::string& checkpoint_path = folder.checkpoint;
   const std::string& log_path = folder.log;
