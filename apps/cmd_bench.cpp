@@ -23,7 +23,7 @@ struct BenchFlags {
   std::vector<std::string> configs = {"cifar", "demo"};
   SearchBenchOptions search;
   std::string granularity = "node";
-  std::string kernels = "native";
+  std::string kernels = "torch";
   OpBenchOptions ops;
   int threads = 0;
   std::string mkldnn = "on";

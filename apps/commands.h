@@ -38,7 +38,7 @@ void apply_lm_train_defaults(CLI::App& app, TrainOptions& options);
 struct SearchFlags {
   SearchOptions options;
   std::string granularity = "node", parametrisation = "softmax", weights = "normalised";
-  std::string kernels = "native";
+  std::string kernels = "torch";
   std::string memory_format = "auto";
 };
 void add_search_flags(CLI::App& app, SearchFlags& flags);

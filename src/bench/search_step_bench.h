@@ -29,10 +29,10 @@ struct SearchBenchOptions {
   Granularity granularity = Granularity::kNode;
   std::string alphas_file;  // alphas.json of a search run; empty = the initial alphas
   int warmup = 1, repeats = 3;
-  bool channels_last = false;
+  bool channels_last = true;
   bool with_dense = true;
   uint64_t seed = 1;
-  KernelBackend kernels = KernelBackend::kNative;
+  KernelBackend kernels = KernelBackend::kTorch;
 };
 
 // One JSON object per M. Keys: config, M, dense_ms, fast_ms, fast_arch_ms, fast_weight_ms,

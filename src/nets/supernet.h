@@ -21,8 +21,8 @@ struct SupernetOptions {
   int multiplier = 4;
   int stem_multiplier = 3;
   int classes = 10;
-  bool channels_last = false;  // NHWC tensors (see channels_last_for in kernels/kernel_backend.h)
-  KernelBackend kernels = KernelBackend::kNative;  // LibTorch's kernels off the CPU anyway
+  bool channels_last = true;  // NHWC tensors (see channels_last_for in kernels/kernel_backend.h)
+  KernelBackend kernels = KernelBackend::kTorch;  // the faster one here, with NHWC
 };
 
 class SupernetImpl : public torch::nn::Module {
