@@ -121,7 +121,7 @@ TEST_F(SearchCli, NativeKernelsGiveTheSameSearch) {
 // optimizer.zero_grad(), which in LibTorch 1.13 zeroes them but keeps them defined, so in an
 // uninterrupted run every op that had once been selected kept getting momentum and weight
 // decay updates while unselected, and after a resume (gradients undefined) it did not. Fixed in
-// src/search/search_steps.cpp (weight_step, joint_step) by resetting the gradients instead.
+// make_search_state (src/search/search_state.cpp): every weight starts with a zero gradient.
 TEST_F(SearchCli, ResumeRestoresTheWholeState) {
   for (const std::string mode : {"first-order", "single-level"}) {
     const std::string flags = " --tau-max 1 --tau-min 1 --mode " + mode;
