@@ -6,7 +6,7 @@ DEMO_OUT ?= runs/demo
 SAN_BUILD ?= build-sanitize
 FUZZ_BUILD ?= build-fuzz
 SECONDS ?= 60
-FUZZ_TARGETS ?= genotype idx cifar checkpoint
+FUZZ_TARGETS ?= genotype idx cifar checkpoint corpus
 TRIALS ?= 20
 # A sanitizer report fails the test that triggered it; leaks are checked, except those listed
 # (third-party frames only) in tests/sanitize/lsan.supp.

@@ -18,6 +18,10 @@ bool cifar_input(const uint8_t* data, size_t size);
 // configuration of fuzz_search_state().
 bool checkpoint_input(const uint8_t* data, size_t size);
 
+// The PTB text reader (load_corpus): the input, split at its first two NUL bytes, is
+// train.txt, valid.txt and test.txt of a scratch folder.
+bool corpus_input(const uint8_t* data, size_t size);
+
 // Writes valid seeds for checkpoint_input into `dir` (search.pt, model.pt, prefixed with the
 // selector byte), for fuzz/corpus/checkpoint.
 void write_checkpoint_seeds(const std::string& dir);

@@ -30,7 +30,8 @@ const std::map<std::string, Input>& targets() {
   static const std::map<std::string, Input> all = {{"genotype", fuzz::genotype_input},
                                                    {"idx", fuzz::idx_input},
                                                    {"cifar", fuzz::cifar_input},
-                                                   {"checkpoint", fuzz::checkpoint_input}};
+                                                   {"checkpoint", fuzz::checkpoint_input},
+                                                   {"corpus", fuzz::corpus_input}};
   return all;
 }
 
