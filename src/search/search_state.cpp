@@ -49,6 +49,15 @@ void save_search_checkpoint(const std::string& path, const SearchState& state) {
   write_file_atomic_with(path, [&](const std::string& temp) { archive.save_to(temp); });
 }
 
+int checked_epochs_done(const at::Tensor& epochs_done, const std::string& path) {
+  if (epochs_done.numel() != 1 || epochs_done.is_floating_point())
+    throw Error(path + ": epochs_done is not an integer");
+  const int64_t done = epochs_done.item<int64_t>();
+  if (done < 0 || done > 1000000)
+    throw Error(path + ": epochs_done " + std::to_string(done) + " is out of range");
+  return static_cast<int>(done);
+}
+
 void load_search_checkpoint(const std::string& path, SearchState& state) {
   if (!file_exists(path)) throw Error(path + ": no checkpoint to resume from");
   // Truncated or corrupted files stop here, before LibTorch's parser sees them.
@@ -70,15 +79,11 @@ void load_search_checkpoint(const std::string& path, SearchState& state) {
       if (!alpha->sizes().equals(state.alpha_normal.sizes()) || !alpha->is_floating_point())
         throw Error(path + ": alpha shape does not match this configuration");
     }
-    if (epochs_done.numel() != 1 || epochs_done.is_floating_point())
-      throw Error(path + ": epochs_done is not an integer");
-    const int64_t done = epochs_done.item<int64_t>();
-    if (done < 0 || done > 1000000)
-      throw Error(path + ": epochs_done " + std::to_string(done) + " is out of range");
+    const int done = checked_epochs_done(epochs_done, path);
     at::NoGradGuard no_grad;
     state.alpha_normal.copy_(alpha_normal);
     state.alpha_reduce.copy_(alpha_reduce);
-    state.epochs_done = static_cast<int>(done);
+    state.epochs_done = done;
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
     throw Error(path + ": not a datanas search checkpoint of this configuration (" +

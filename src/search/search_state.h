@@ -1,11 +1,11 @@
 // Everything a search carries from epoch to epoch: supernet weights, the two alpha tables and
 // both optimisers. Saved as one checkpoint file after every epoch (atomically) for --resume.
 #pragma once
-#include <memory>
-#include <string>
-
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
+
+#include <memory>
+#include <string>
 
 #include "nets/supernet.h"
 #include "sample/sampler.h"
@@ -29,5 +29,9 @@ void save_search_checkpoint(const std::string& path, const SearchState& state);
 // Loads into a state made by make_search_state with the same options; throws Error naming
 // the file when it is missing, truncated or from another configuration.
 void load_search_checkpoint(const std::string& path, SearchState& state);
+
+// The epochs_done entry of a checkpoint as a count; throws Error naming `path` when it is not
+// one integer in range.
+int checked_epochs_done(const at::Tensor& epochs_done, const std::string& path);
 
 }  // namespace datanas

@@ -17,6 +17,7 @@
 
 #include "sample/adc.h"
 #include "search/run_files.h"
+#include "search/search_state.h"
 #include "search/searcher.h"
 #include "tasks/lm_common.h"
 #include "tasks/search_task.h"
@@ -24,6 +25,7 @@
 #include "util/files.h"
 #include "util/finite.h"
 #include "util/schedule.h"
+#include "util/zip_check.h"
 
 namespace datanas {
 using nlohmann::json;
@@ -212,6 +214,7 @@ class LmSearchTask : public SearchTask {
 
   int load_checkpoint(const std::string& path) override {
     if (!file_exists(path)) throw Error(path + ": no checkpoint to resume from");
+    check_zip_file(path);  // as load_search_checkpoint: corrupt files stop before LibTorch
     try {
       torch::serialize::InputArchive archive, model, weight_opt, arch_opt;
       archive.load_from(path);
@@ -226,9 +229,10 @@ class LmSearchTask : public SearchTask {
       archive.read("epochs_done", epochs_done);
       if (!alpha.sizes().equals(alpha_.sizes()))
         throw Error(path + ": alpha shape does not match this configuration");
+      const int done = checked_epochs_done(epochs_done, path);
       at::NoGradGuard no_grad;
       alpha_.copy_(alpha);
-      return static_cast<int>(epochs_done.item<int64_t>());
+      return done;
     } catch (const c10::Error& e) {
       const std::string what = e.what_without_backtrace();
       throw Error(path +
