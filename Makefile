@@ -14,7 +14,7 @@ SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:de
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0
 
-.PHONY: setup build test demo bench clean format test-sanitize fuzz test-crash
+.PHONY: setup build test demo bench clean format test-sanitize sanitize-subset fuzz test-crash
 
 setup:
 	@bash scripts/setup.sh
@@ -35,7 +35,8 @@ test-sanitize: setup
 	@cmake --build $(SAN_BUILD) -j $(JOBS) --target datanas_tests
 	@cd $(SAN_BUILD) && $(SAN_ENV) ctest --output-on-failure -j $(JOBS)
 
-# Every libFuzzer target for SECONDS seconds each (clang, ASan + UBSan), seeded from fuzz/corpus
+# Every libFuzzer target for SECONDS seconds each (or RUNS=N inputs each from a fixed seed;
+# clang, ASan + UBSan), seeded from fuzz/corpus
 # and fuzz/regressions; crashes land in $(FUZZ_BUILD)/artifacts/.
 # fuzz_checkpoint links the Release library of $(BUILD) (built first) instead of rebuilding it.
 fuzz: setup $(BUILD)/CMakeCache.txt
@@ -44,7 +45,14 @@ fuzz: setup $(BUILD)/CMakeCache.txt
 	  "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" -DDATANAS_FUZZ=ON \
 	  -DDATANAS_FUZZ_LIB=$(CURDIR)/$(BUILD)/libdatanas_lib.a >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) $(addprefix --target fuzz_,$(FUZZ_TARGETS))
-	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(SECONDS) $(FUZZ_TARGETS)
+	@FUZZ_RUNS=$(RUNS) bash scripts/fuzz.sh $(FUZZ_BUILD) $(SECONDS) $(FUZZ_TARGETS)
+
+# CI's sanitizer subset (the full test-sanitize build takes longer than the rest of CI): every
+# fuzz target, i.e. each reader of user files under ASan + UBSan, replays its seeds and
+# regressions, then runs SUBSET_RUNS inputs from a fixed seed (the same inputs every time).
+SUBSET_RUNS ?= 20000
+sanitize-subset:
+	@$(MAKE) --no-print-directory fuzz RUNS=$(SUBSET_RUNS)
 
 # Many SIGKILL/resume trials of a search and a training run (the suite runs a few).
 test-crash: build

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target for SECONDS seconds: scripts/fuzz.sh BUILD SECONDS TARGET...
+# With FUZZ_RUNS=N set, each target instead runs exactly N inputs from a fixed seed (-seed=1),
+# after its seeds: the same inputs every time, which is what CI runs.
 # New inputs go to BUILD/corpus/TARGET (the repo's seeds are read, never written); a crash,
 # hang or sanitizer report stops that target, lands in BUILD/artifacts/ and fails the script.
 # -timeout is generous: a shared machine can stall a process for seconds (a 10 s limit once
@@ -22,8 +24,10 @@ for target in "$@"; do
   done
   dict=()
   [[ -f "$root/fuzz/$target.dict" ]] && dict=(-dict="$root/fuzz/$target.dict")
+  budget=(-max_total_time="$seconds") spent="${seconds}s"
+  if [[ -n ${FUZZ_RUNS:-} ]]; then budget=(-runs="$FUZZ_RUNS" -seed=1) spent="$FUZZ_RUNS runs"; fi
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$build/fuzz/fuzz_$target" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 \
+    "$build/fuzz/fuzz_$target" "${budget[@]}" -timeout=60 -rss_limit_mb=2048 \
     -max_len="$maxlen" -print_final_stats=1 -artifact_prefix="$build/artifacts/$target-" "${dict[@]}" \
     "$work" "${seeds[@]}" >"$log" 2>&1
   rc=$?
@@ -33,7 +37,7 @@ for target in "$@"; do
     status=1
     summary+="$target: FAILED (rc $rc, see $log and $build/artifacts/)"$'\n'
   else
-    summary+="$target: ${seconds}s, ${execs:-?} execs, ${cov:-cov: ?}, no findings"$'\n'
+    summary+="$target: $spent, ${execs:-?} execs, ${cov:-cov: ?}, no findings"$'\n'
   fi
 done
 printf '%s' "$summary"

@@ -66,7 +66,9 @@ void expect_finite_differences(F f, const at::Tensor& x, const std::vector<at::T
   const double h = 1e-6;
   for (size_t t = 0; t < inputs.size(); ++t) {
     double* data = inputs[t].data_ptr<double>();
-    const double* grad = analytic[t + 1].contiguous().data_ptr<double>();
+    // Perturbed in memory order, so the analytic gradient is read in the input's layout.
+    const at::Tensor grad_in_layout = analytic[t + 1].contiguous(inputs[t].suggest_memory_format());
+    const double* grad = grad_in_layout.data_ptr<double>();
     for (int64_t e = 0; e < inputs[t].numel(); ++e) {
       const double v = data[e];
       data[e] = v + h;
@@ -79,6 +81,18 @@ void expect_finite_differences(F f, const at::Tensor& x, const std::vector<at::T
           << what << " input " << t << " element " << e;
     }
   }
+}
+
+// x in channels-last layout when `nhwc`, else NCHW: the native kernels run in either.
+inline at::Tensor laid_out(const at::Tensor& x, bool nhwc) {
+  return x.contiguous(nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+}
+inline const char* layout_name(bool nhwc) { return nhwc ? "nhwc " : "nchw "; }
+
+// The native output must come back in its input's layout.
+inline void expect_layout(const at::Tensor& y, bool nhwc, const std::string& what) {
+  EXPECT_TRUE(y.is_contiguous(nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous))
+      << what << ": output not in the input's layout";
 }
 
 // The name of a depthwise configuration and shape, for failure messages.

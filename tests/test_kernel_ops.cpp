@@ -15,6 +15,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise_conv.h"
 #include "kernels/kernel_backend.h"
+#include "kernels/nhwc_kernels.h"
 #include "kernels/plane_kernels.h"
 #include "kernels/pointwise_conv.h"
 #include "kernels/pool.h"
@@ -93,6 +94,46 @@ TEST(KernelTables, Avx2MatchesPortable) {
         EXPECT_LE(relative_error(gx[0], gx[1]), 1e-6) << (max ? "max" : "avg");
       }
     }
+  }
+}
+
+// The same for the NHWC tables, with channel counts that use every block width (16, 8, 1).
+TEST(KernelTables, NhwcAvx2MatchesPortable) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    GTEST_SKIP() << "no AVX2 + FMA on this CPU";
+  torch::manual_seed(7);
+  const auto& fast = kernels::avx2::nhwc_kernels_f32();
+  const auto& plain = kernels::portable::nhwc_kernels_f32();
+  for (int64_t C : {int64_t{5}, int64_t{16}, int64_t{27}}) {
+    kernels::ConvGeometry g;
+    g.height = 9, g.width = 11, g.kernel = 5, g.stride = 2, g.dilation = 2, g.padding = 4;
+    g.out_height = (g.height + 2 * g.padding - 8 - 1) / 2 + 1;
+    g.out_width = (g.width + 2 * g.padding - 8 - 1) / 2 + 1;
+    at::Tensor x = at::round(torch::randn({g.height, g.width, C}) * 2);
+    at::Tensor w = torch::randn({25, C}), gy = torch::randn({g.out_height, g.out_width, C});
+    kernels::PoolGeometry pg;
+    pg.height = g.height, pg.width = g.width, pg.stride = 1;
+    pg.out_height = g.height, pg.out_width = g.width;
+    at::Tensor pool_gy = torch::randn({g.height, g.width, C});
+    at::Tensor out[2][6];
+    for (int t = 0; t < 2; ++t) {
+      const auto& table = t == 0 ? fast : plain;
+      at::Tensor* o = out[t];
+      o[0] = torch::empty_like(gy), o[1] = torch::empty_like(x), o[2] = torch::zeros_like(w);
+      o[3] = torch::empty_like(x), o[4] = torch::empty_like(x), o[5] = torch::empty({7, 13});
+      table.conv_forward(x.data_ptr<float>(), w.data_ptr<float>(), o[0].data_ptr<float>(), C, g,
+                         true);
+      table.conv_backward(x.data_ptr<float>(), w.data_ptr<float>(), gy.data_ptr<float>(),
+                          o[1].data_ptr<float>(), o[2].data_ptr<float>(), C, g, true);
+      table.max_pool_forward(x.data_ptr<float>(), o[3].data_ptr<float>(), C, pg);
+      table.max_pool_backward(x.data_ptr<float>(), pool_gy.data_ptr<float>(),
+                              o[4].data_ptr<float>(), C, pg);
+      // 7 pixels of C inputs to 13 outputs.
+      table.pointwise(x.data_ptr<float>(), w.data_ptr<float>(), o[5].data_ptr<float>(), C, 13, 0,
+                      7);
+    }
+    for (int i = 0; i < 6; ++i)
+      EXPECT_LE(relative_error(out[0][i], out[1][i]), 1e-5) << "C " << C << " output " << i;
   }
 }
 

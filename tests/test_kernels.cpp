@@ -38,32 +38,37 @@ TEST(KernelBackend, ParsesAndNames) {
   EXPECT_FALSE(use_native_kernels(KernelBackend::kTorch, f));
   EXPECT_FALSE(use_native_kernels(KernelBackend::kNative, f.to(torch::kHalf)));
   at::Tensor nhwc = torch::zeros({2, 3, 4, 5}).contiguous(at::MemoryFormat::ChannelsLast);
-  EXPECT_FALSE(use_native_kernels(KernelBackend::kNative, nhwc));
+  EXPECT_TRUE(use_native_kernels(KernelBackend::kNative, nhwc));
+  EXPECT_FALSE(use_native_kernels(KernelBackend::kNative, nhwc.to(torch::kHalf)));
 }
 
 TEST(KernelDepthwise, MatchesLibTorch) {
   torch::manual_seed(0);
-  for (const Shape& s : kShapes) {
-    for (int64_t k : {3, 5}) {
-      for (int64_t dilation : {1, 2}) {
-        for (int64_t stride : {1, 2}) {
-          for (bool relu : {false, true}) {
-            // DARTS' "same" padding, and none (the general backward path).
-            for (int64_t padding : {dilation * (k - 1) / 2, int64_t{0}}) {
-              if (dilation * (k - 1) + 1 > std::min(s.h, s.w) + 2 * padding) continue;
-              at::Tensor x = torch::randn({s.n, s.c, s.h, s.w});
-              at::Tensor w = torch::randn({s.c, 1, k, k});
-              auto native = [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-                return native_depthwise_conv2d(in, l[0], {stride, padding, dilation, relu});
-              };
-              auto reference = [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-                return at::conv2d(relu ? at::relu(in) : in, l[0], {}, stride, padding, dilation,
-                                  s.c);
-              };
-              at::Tensor up = torch::randn(reference(x, {w}).sizes());
-              expect_close(value_and_grads(native, x, {w}, up),
-                           value_and_grads(reference, x, {w}, up),
-                           conv_name(k, dilation, stride, padding, relu, s));
+  for (bool nhwc : {false, true}) {
+    for (const Shape& s : kShapes) {
+      for (int64_t k : {3, 5}) {
+        for (int64_t dilation : {1, 2}) {
+          for (int64_t stride : {1, 2}) {
+            for (bool relu : {false, true}) {
+              // DARTS' "same" padding, and none (the general backward path).
+              for (int64_t padding : {dilation * (k - 1) / 2, int64_t{0}}) {
+                if (dilation * (k - 1) + 1 > std::min(s.h, s.w) + 2 * padding) continue;
+                at::Tensor x = laid_out(torch::randn({s.n, s.c, s.h, s.w}), nhwc);
+                at::Tensor w = torch::randn({s.c, 1, k, k});
+                auto native = [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+                  return native_depthwise_conv2d(in, l[0], {stride, padding, dilation, relu});
+                };
+                auto reference = [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+                  return at::conv2d(relu ? at::relu(in) : in, l[0], {}, stride, padding, dilation,
+                                    s.c);
+                };
+                at::Tensor up = torch::randn(reference(x, {w}).sizes());
+                const std::string what =
+                    layout_name(nhwc) + conv_name(k, dilation, stride, padding, relu, s);
+                const auto got = value_and_grads(native, x, {w}, up);
+                expect_layout(got[0], nhwc, what);
+                expect_close(got, value_and_grads(reference, x, {w}, up), what);
+              }
             }
           }
         }
@@ -74,21 +79,23 @@ TEST(KernelDepthwise, MatchesLibTorch) {
 
 TEST(KernelPointwise, MatchesLibTorch) {
   torch::manual_seed(8);
-  for (const Shape& s : kShapes) {
-    for (int64_t outputs : {s.c, int64_t{13}}) {
-      at::Tensor x = torch::randn({s.n, s.c, s.h, s.w});
-      at::Tensor w = torch::randn({outputs, s.c, 1, 1});
-      at::Tensor up = torch::randn({s.n, outputs, s.h, s.w});
-      expect_close(
-          value_and_grads(
-              [](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-                return native_pointwise_conv2d(in, l[0]);
-              },
-              x, {w}, up),
-          value_and_grads([](const at::Tensor& in,
-                             const std::vector<at::Tensor>& l) { return at::conv2d(in, l[0]); },
-                          x, {w}, up),
-          std::to_string(s.c) + "->" + std::to_string(outputs));
+  for (bool nhwc : {false, true}) {
+    for (const Shape& s : kShapes) {
+      for (int64_t outputs : {s.c, int64_t{13}, int64_t{16}}) {
+        at::Tensor x = laid_out(torch::randn({s.n, s.c, s.h, s.w}), nhwc);
+        at::Tensor w = torch::randn({outputs, s.c, 1, 1});
+        at::Tensor up = torch::randn({s.n, outputs, s.h, s.w});
+        expect_close(
+            value_and_grads(
+                [](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+                  return native_pointwise_conv2d(in, l[0]);
+                },
+                x, {w}, up),
+            value_and_grads([](const at::Tensor& in,
+                               const std::vector<at::Tensor>& l) { return at::conv2d(in, l[0]); },
+                            x, {w}, up),
+            layout_name(nhwc) + std::to_string(s.c) + "->" + std::to_string(outputs));
+      }
     }
   }
 }
@@ -96,18 +103,20 @@ TEST(KernelPointwise, MatchesLibTorch) {
 TEST(KernelDepthwise, FiniteDifferencesInDouble) {
   torch::manual_seed(1);
   const Shape s{2, 3, 7, 6};
-  for (int64_t k : {3, 5}) {
-    for (int64_t dilation : {1, 2}) {
-      for (int64_t stride : {1, 2}) {
-        for (bool relu : {false, true}) {
-          const int64_t padding = dilation * (k - 1) / 2;
-          at::Tensor x = torch::randn({s.n, s.c, s.h, s.w}, torch::kDouble);
-          at::Tensor w = torch::randn({s.c, 1, k, k}, torch::kDouble);
-          expect_finite_differences(
-              [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-                return native_depthwise_conv2d(in, l[0], {stride, padding, dilation, relu});
-              },
-              x, {w}, conv_name(k, dilation, stride, padding, relu, s));
+  for (bool nhwc : {false, true}) {
+    for (int64_t k : {3, 5}) {
+      for (int64_t dilation : {1, 2}) {
+        for (int64_t stride : {1, 2}) {
+          for (bool relu : {false, true}) {
+            const int64_t padding = dilation * (k - 1) / 2;
+            at::Tensor x = laid_out(torch::randn({s.n, s.c, s.h, s.w}, torch::kDouble), nhwc);
+            at::Tensor w = torch::randn({s.c, 1, k, k}, torch::kDouble);
+            expect_finite_differences(
+                [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+                  return native_depthwise_conv2d(in, l[0], {stride, padding, dilation, relu});
+                },
+                x, {w}, layout_name(nhwc) + conv_name(k, dilation, stride, padding, relu, s));
+          }
         }
       }
     }
@@ -125,29 +134,31 @@ at::Tensor native_pool(bool max, const at::Tensor& x, int64_t stride) {
 
 TEST(KernelPool, MatchesLibTorch) {
   torch::manual_seed(2);
-  for (const Shape& s : kShapes) {
-    for (bool max : {true, false}) {
-      for (int64_t stride : {1, 2}) {
-        // Rounded inputs give ties: the gradient must go where LibTorch sends it.
-        for (bool ties : {false, true}) {
-          at::Tensor x = torch::randn({s.n, s.c, s.h, s.w});
-          if (ties) x = at::round(x * 2);
-          at::Tensor up = torch::randn(torch_pool(max, x, stride).sizes());
-          const std::string what = std::string(max ? "max" : "avg") + " s" +
-                                   std::to_string(stride) + (ties ? " ties " : " ") +
-                                   std::to_string(s.c) + "x" + std::to_string(s.h) + "x" +
-                                   std::to_string(s.w);
-          expect_close(value_and_grads(
-                           [&](const at::Tensor& in, const std::vector<at::Tensor>&) {
-                             return native_pool(max, in, stride);
-                           },
-                           x, {}, up),
-                       value_and_grads(
-                           [&](const at::Tensor& in, const std::vector<at::Tensor>&) {
-                             return torch_pool(max, in, stride);
-                           },
-                           x, {}, up),
-                       what);
+  for (bool nhwc : {false, true}) {
+    for (const Shape& s : kShapes) {
+      for (bool max : {true, false}) {
+        for (int64_t stride : {1, 2}) {
+          // Rounded inputs give ties: the gradient must go where LibTorch sends it.
+          for (bool ties : {false, true}) {
+            at::Tensor x = laid_out(torch::randn({s.n, s.c, s.h, s.w}), nhwc);
+            if (ties) x = at::round(x * 2);
+            at::Tensor up = torch::randn(torch_pool(max, x, stride).sizes());
+            const std::string what = layout_name(nhwc) + std::string(max ? "max" : "avg") + " s" +
+                                     std::to_string(stride) + (ties ? " ties " : " ") +
+                                     std::to_string(s.c) + "x" + std::to_string(s.h) + "x" +
+                                     std::to_string(s.w);
+            expect_close(value_and_grads(
+                             [&](const at::Tensor& in, const std::vector<at::Tensor>&) {
+                               return native_pool(max, in, stride);
+                             },
+                             x, {}, up),
+                         value_and_grads(
+                             [&](const at::Tensor& in, const std::vector<at::Tensor>&) {
+                               return torch_pool(max, in, stride);
+                             },
+                             x, {}, up),
+                         what);
+          }
         }
       }
     }
@@ -156,69 +167,78 @@ TEST(KernelPool, MatchesLibTorch) {
 
 TEST(KernelPointwise, FiniteDifferencesInDouble) {
   torch::manual_seed(9);
-  at::Tensor x = torch::randn({2, 3, 5, 4}, torch::kDouble);
-  at::Tensor w = torch::randn({4, 3, 1, 1}, torch::kDouble);
-  expect_finite_differences(
-      [](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-        return native_pointwise_conv2d(in, l[0]);
-      },
-      x, {w}, "pointwise 3->4");
+  for (bool nhwc : {false, true}) {
+    at::Tensor x = laid_out(torch::randn({2, 3, 5, 4}, torch::kDouble), nhwc);
+    at::Tensor w = torch::randn({4, 3, 1, 1}, torch::kDouble);
+    expect_finite_differences(
+        [](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+          return native_pointwise_conv2d(in, l[0]);
+        },
+        x, {w}, layout_name(nhwc) + std::string("pointwise 3->4"));
+  }
 }
 
 TEST(KernelPool, FiniteDifferencesInDouble) {
   torch::manual_seed(3);
-  for (bool max : {true, false}) {
-    for (int64_t stride : {1, 2}) {
-      at::Tensor x = torch::randn({2, 3, 7, 6}, torch::kDouble);
-      expect_finite_differences(
-          [&](const at::Tensor& in, const std::vector<at::Tensor>&) {
-            return native_pool(max, in, stride);
-          },
-          x, {}, std::string(max ? "max" : "avg") + " s" + std::to_string(stride));
+  for (bool nhwc : {false, true}) {
+    for (bool max : {true, false}) {
+      for (int64_t stride : {1, 2}) {
+        at::Tensor x = laid_out(torch::randn({2, 3, 7, 6}, torch::kDouble), nhwc);
+        expect_finite_differences(
+            [&](const at::Tensor& in, const std::vector<at::Tensor>&) {
+              return native_pool(max, in, stride);
+            },
+            x, {},
+            layout_name(nhwc) + std::string(max ? "max" : "avg") + " s" + std::to_string(stride));
+      }
     }
   }
 }
 
 TEST(KernelBatchNorm, MatchesLibTorchAndUpdatesRunningStatistics) {
   torch::manual_seed(4);
-  for (const Shape& s : kShapes) {
-    for (bool affine : {false, true}) {
-      at::Tensor x = torch::randn({s.n, s.c, s.h, s.w}) * 3 + 1.5;
-      std::vector<at::Tensor> params;
-      if (affine) params = {torch::randn({s.c}), torch::randn({s.c})};
-      at::Tensor rm_native = torch::randn({s.c}), rv_native = torch::rand({s.c}) + 0.5;
-      at::Tensor rm_torch = rm_native.clone(), rv_torch = rv_native.clone();
-      auto native = [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-        return native_batch_norm_train(in, affine ? l[0] : at::Tensor(),
-                                       affine ? l[1] : at::Tensor(), rm_native, rv_native, 0.1,
-                                       1e-5);
-      };
-      auto reference = [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-        return at::batch_norm(in, affine ? l[0] : at::Tensor(), affine ? l[1] : at::Tensor(),
-                              rm_torch, rv_torch, true, 0.1, 1e-5, false);
-      };
-      at::Tensor up = torch::randn(x.sizes());
-      const std::string what = std::string(affine ? "affine " : "") + std::to_string(s.n) + "x" +
-                               std::to_string(s.c) + "x" + std::to_string(s.h) + "x" +
-                               std::to_string(s.w);
-      expect_close(value_and_grads(native, x, params, up),
-                   value_and_grads(reference, x, params, up), what);
-      EXPECT_LE(relative_error(rm_native, rm_torch), 1e-5) << what;
-      EXPECT_LE(relative_error(rv_native, rv_torch), 1e-5) << what;
+  for (bool nhwc : {false, true}) {
+    for (const Shape& s : kShapes) {
+      for (bool affine : {false, true}) {
+        at::Tensor x = laid_out(torch::randn({s.n, s.c, s.h, s.w}) * 3 + 1.5, nhwc);
+        std::vector<at::Tensor> params;
+        if (affine) params = {torch::randn({s.c}), torch::randn({s.c})};
+        at::Tensor rm_native = torch::randn({s.c}), rv_native = torch::rand({s.c}) + 0.5;
+        at::Tensor rm_torch = rm_native.clone(), rv_torch = rv_native.clone();
+        auto native = [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+          return native_batch_norm_train(in, affine ? l[0] : at::Tensor(),
+                                         affine ? l[1] : at::Tensor(), rm_native, rv_native, 0.1,
+                                         1e-5);
+        };
+        auto reference = [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+          return at::batch_norm(in, affine ? l[0] : at::Tensor(), affine ? l[1] : at::Tensor(),
+                                rm_torch, rv_torch, true, 0.1, 1e-5, false);
+        };
+        at::Tensor up = torch::randn(x.sizes());
+        const std::string what = layout_name(nhwc) + std::string(affine ? "affine " : "") +
+                                 std::to_string(s.n) + "x" + std::to_string(s.c) + "x" +
+                                 std::to_string(s.h) + "x" + std::to_string(s.w);
+        expect_close(value_and_grads(native, x, params, up),
+                     value_and_grads(reference, x, params, up), what);
+        EXPECT_LE(relative_error(rm_native, rm_torch), 1e-5) << what;
+        EXPECT_LE(relative_error(rv_native, rv_torch), 1e-5) << what;
+      }
     }
   }
 }
 
 TEST(KernelBatchNorm, FiniteDifferencesInDouble) {
   torch::manual_seed(5);
-  at::Tensor x = torch::randn({3, 2, 4, 5}, torch::kDouble);
-  std::vector<at::Tensor> params = {torch::randn({2}, torch::kDouble),
-                                    torch::randn({2}, torch::kDouble)};
-  expect_finite_differences(
-      [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-        return native_batch_norm_train(in, l[0], l[1], at::Tensor(), at::Tensor(), 0.1, 1e-5);
-      },
-      x, params, "affine batch norm");
+  for (bool nhwc : {false, true}) {
+    at::Tensor x = laid_out(torch::randn({3, 2, 4, 5}, torch::kDouble), nhwc);
+    std::vector<at::Tensor> params = {torch::randn({2}, torch::kDouble),
+                                      torch::randn({2}, torch::kDouble)};
+    expect_finite_differences(
+        [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+          return native_batch_norm_train(in, l[0], l[1], at::Tensor(), at::Tensor(), 0.1, 1e-5);
+        },
+        x, params, layout_name(nhwc) + std::string("affine batch norm"));
+  }
 }
 
 }  // namespace

@@ -80,15 +80,21 @@ void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)
       o.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   at::Generator g = at::detail::createCPUGenerator(1);
   const at::Tensor x = at::normal(0.0, 1.0, o.shape, g).contiguous(format);
-  // LibTorch in the requested layout; the native kernels in theirs (NCHW, the only one).
+  // Both backends in the requested layout, and each also in NCHW (LibTorch's NCHW kernels are
+  // the baseline the native ones were first measured against).
   const at::Tensor x_nchw = x.contiguous();
   std::vector<NamedOp> torch_ops = bench_ops(o.shape[1], o.stride, KernelBackend::kTorch);
   std::vector<NamedOp> native_ops = bench_ops(o.shape[1], o.stride, KernelBackend::kNative);
   for (size_t k = 0; k < torch_ops.size(); ++k) {
     NamedOp& op = torch_ops[k];
+    const OpTimes torch_nchw = time_op(op.module, x_nchw, at::MemoryFormat::Contiguous, o);
+    const OpTimes native_nchw =
+        time_op(native_ops[k].module, x_nchw, at::MemoryFormat::Contiguous, o);
     set_memory_format(*op.module.ptr(), o.channels_last);
-    const OpTimes reference = time_op(op.module, x, format, o);
-    const OpTimes native = time_op(native_ops[k].module, x_nchw, at::MemoryFormat::Contiguous, o);
+    set_memory_format(*native_ops[k].module.ptr(), o.channels_last);
+    const OpTimes reference = o.channels_last ? time_op(op.module, x, format, o) : torch_nchw;
+    const OpTimes native =
+        o.channels_last ? time_op(native_ops[k].module, x, format, o) : native_nchw;
     const at::Tensor& y = reference.y;
     const double fwd_ms = reference.fwd_ms, fwd_bwd_ms = reference.fwd_bwd_ms;
     const double bytes_x = 4.0 * x.numel(), bytes_y = 4.0 * y.numel();
@@ -111,6 +117,9 @@ void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)
                 {"native_fwd_speedup", fwd_ms / native.fwd_ms},
                 {"native_speedup", fwd_bwd_ms / native.fwd_bwd_ms},
                 {"native_vs_limit", native.fwd_bwd_ms / ((fwd_bytes + bwd_bytes) * to_ms)},
+                {"torch_nchw_ms", torch_nchw.fwd_bwd_ms},
+                {"native_nchw_ms", native_nchw.fwd_bwd_ms},
+                {"native_speedup_vs_nchw", torch_nchw.fwd_bwd_ms / native.fwd_bwd_ms},
                 {"bandwidth_gbs", bandwidth}};
     on_row(row);
   }

@@ -18,7 +18,9 @@ struct OpBenchOptions {
 // One JSON object per op. Keys: op, shape, stride, fwd_ms, fwd_bwd_ms, fwd_limit_ms,
 // fwd_bwd_limit_ms, fwd_bwd_vs_limit, bandwidth_gbs; and the same op with --kernels native:
 // native_fwd_ms, native_ms (forward+backward), native_fwd_speedup and native_speedup (LibTorch
-// time / native time), native_vs_limit. The limit counts the unavoidable
+// time / native time), native_vs_limit; both in the requested layout. Then each backend in NCHW:
+// torch_nchw_ms, native_nchw_ms, and native_speedup_vs_nchw (LibTorch NCHW / native in the
+// requested layout). The limit counts the unavoidable
 // traffic: forward reads x and the weights and writes y; backward reads dy, x and the weights
 // and writes dx and the weight gradients (fp32).
 void run_op_bench(const OpBenchOptions& options,

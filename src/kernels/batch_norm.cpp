@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/plane_parallel.h"
+#include "kernels/layout.h"
 #include "util/error.h"
 
 namespace datanas {
@@ -33,22 +33,122 @@ ChannelSums reduce_planes(const std::vector<double>& pairs, int64_t N, int64_t C
   return out;
 }
 
+constexpr int64_t kChunk = 1024;  // pixels per NHWC task
+
+// Per-chunk pairs of C-vectors (first, second) reduced in chunk order.
+ChannelSums reduce_chunks(const std::vector<double>& parts, int64_t tasks, int64_t C) {
+  ChannelSums out{std::vector<double>(C, 0.0), std::vector<double>(C, 0.0)};
+  for (int64_t t = 0; t < tasks; ++t) {
+    for (int64_t c = 0; c < C; ++c) {
+      out.first[c] += parts[(2 * t) * C + c];
+      out.second[c] += parts[(2 * t + 1) * C + c];
+    }
+  }
+  return out;
+}
+
+// Sums of (x - shift) and of its square, per channel.
 template <typename T>
-at::Tensor forward_typed(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                         const at::Tensor& bias, const at::Tensor& running_mean,
-                         const at::Tensor& running_var, double momentum, double eps) {
-  const auto& k = kernels::kernel_table<T>();
+ChannelSums channel_moments(const at::Tensor& x, const std::vector<T>& shift) {
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  const int64_t M = N * HW;
-  if (M < 2) throw Error("batch norm: expected more than one value per channel in training");
   const T* xp = x.data_ptr<T>();
-  std::vector<T> shift(C);
-  for (int64_t c = 0; c < C; ++c) shift[c] = xp[c * HW];
+  if (kernels::is_nhwc(kernels::layout_of(x))) {
+    const auto& k = kernels::nhwc_table<T>();
+    const int64_t tasks = (N * HW + kChunk - 1) / kChunk;
+    std::vector<double> parts(2 * tasks * C, 0.0);
+    kernels::for_each_pixel_chunk(N * HW, kChunk, [&](int64_t t, int64_t b, int64_t e) {
+      k.moments(xp, C, b, e, shift.data(), &parts[2 * t * C], &parts[(2 * t + 1) * C]);
+    });
+    return reduce_chunks(parts, tasks, C);
+  }
+  const auto& k = kernels::kernel_table<T>();
   std::vector<double> pairs(2 * N * C);
   kernels::for_each_plane<T>(N * C, HW, 0, [&](int64_t plane, T*) {
     k.moments(xp + plane * HW, HW, shift[plane % C], &pairs[2 * plane], &pairs[2 * plane + 1]);
   });
-  const ChannelSums sums = reduce_planes(pairs, N, C);
+  return reduce_planes(pairs, N, C);
+}
+
+// y = x * scale[c] + offset[c].
+template <typename T>
+void apply_scale_shift(const at::Tensor& x, at::Tensor& y, const std::vector<T>& scale,
+                       const std::vector<T>& offset) {
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const T* xp = x.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  if (kernels::is_nhwc(kernels::layout_of(x))) {
+    const auto& k = kernels::nhwc_table<T>();
+    kernels::for_each_pixel_chunk(N * HW, kChunk, [&](int64_t, int64_t b, int64_t e) {
+      k.scale_shift(xp, yp, C, b, e, scale.data(), offset.data());
+    });
+    return;
+  }
+  const auto& k = kernels::kernel_table<T>();
+  kernels::for_each_plane<T>(N * C, 2 * HW, 0, [&](int64_t plane, T*) {
+    const int64_t c = plane % C;
+    k.scale_shift(xp + plane * HW, yp + plane * HW, HW, scale[c], offset[c]);
+  });
+}
+
+// Sums of gy and of gy * (x - mean), per channel.
+template <typename T>
+ChannelSums channel_grad_moments(const at::Tensor& x, const at::Tensor& gy,
+                                 const std::vector<T>& mean) {
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const T* xp = x.data_ptr<T>();
+  const T* gyp = gy.data_ptr<T>();
+  if (kernels::is_nhwc(kernels::layout_of(x))) {
+    const auto& k = kernels::nhwc_table<T>();
+    const int64_t tasks = (N * HW + kChunk - 1) / kChunk;
+    std::vector<double> parts(2 * tasks * C, 0.0);
+    kernels::for_each_pixel_chunk(N * HW, kChunk, [&](int64_t t, int64_t b, int64_t e) {
+      k.grad_moments(xp, gyp, C, b, e, mean.data(), &parts[2 * t * C], &parts[(2 * t + 1) * C]);
+    });
+    return reduce_chunks(parts, tasks, C);
+  }
+  const auto& k = kernels::kernel_table<T>();
+  std::vector<double> pairs(2 * N * C);
+  kernels::for_each_plane<T>(N * C, 2 * HW, 0, [&](int64_t plane, T*) {
+    k.grad_moments(xp + plane * HW, gyp + plane * HW, HW, mean[plane % C], &pairs[2 * plane],
+                   &pairs[2 * plane + 1]);
+  });
+  return reduce_planes(pairs, N, C);
+}
+
+// gx = a[c] * gy + b[c] * x + c0[c].
+template <typename T>
+void apply_normalize_backward(const at::Tensor& x, const at::Tensor& gy, at::Tensor& gx,
+                              const std::vector<T>& a, const std::vector<T>& b,
+                              const std::vector<T>& c0) {
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const T* xp = x.data_ptr<T>();
+  const T* gyp = gy.data_ptr<T>();
+  T* gxp = gx.data_ptr<T>();
+  if (kernels::is_nhwc(kernels::layout_of(x))) {
+    const auto& k = kernels::nhwc_table<T>();
+    kernels::for_each_pixel_chunk(N * HW, kChunk, [&](int64_t, int64_t lo, int64_t hi) {
+      k.normalize_backward(xp, gyp, gxp, C, lo, hi, a.data(), b.data(), c0.data());
+    });
+    return;
+  }
+  const auto& k = kernels::kernel_table<T>();
+  kernels::for_each_plane<T>(N * C, 3 * HW, 0, [&](int64_t plane, T*) {
+    const int64_t c = plane % C;
+    k.normalize_backward(xp + plane * HW, gyp + plane * HW, gxp + plane * HW, HW, a[c], b[c],
+                         c0[c]);
+  });
+}
+
+template <typename T>
+at::Tensor forward_typed(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& running_mean,
+                         const at::Tensor& running_var, double momentum, double eps) {
+  const int64_t C = x.size(1), M = x.size(0) * x.size(2) * x.size(3);
+  if (M < 2) throw Error("batch norm: expected more than one value per channel in training");
+  // Moments around the first pixel's value keep the one-pass variance accurate.
+  const at::Tensor first = x.select(0, 0).select(1, 0).select(1, 0).contiguous();
+  std::vector<T> shift(first.data_ptr<T>(), first.data_ptr<T>() + C);
+  const ChannelSums sums = channel_moments<T>(x, shift);
   at::Tensor mean = at::empty({C}, x.options().dtype(at::kDouble));
   at::Tensor invstd = at::empty({C}, x.options().dtype(at::kDouble));
   at::Tensor var = at::empty({C}, x.options().dtype(at::kDouble));
@@ -75,11 +175,7 @@ at::Tensor forward_typed(AutogradContext* ctx, const at::Tensor& x, const at::Te
     running_var.mul_(1.0 - momentum).add_(var.to(running_var.scalar_type()), momentum * unbias);
   }
   at::Tensor y = at::empty_like(x);
-  T* yp = y.data_ptr<T>();
-  kernels::for_each_plane<T>(N * C, 2 * HW, 0, [&](int64_t plane, T*) {
-    const int64_t c = plane % C;
-    k.scale_shift(xp + plane * HW, yp + plane * HW, HW, scale[c], offset[c]);
-  });
+  apply_scale_shift<T>(x, y, scale, offset);
   ctx->save_for_backward({x, weight, mean, invstd});
   ctx->saved_data["has_bias"] = present(bias);
   return y;
@@ -92,18 +188,12 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const at::Tensor& weight = saved[1];
   const double* mean = saved[2].data_ptr<double>();
   const double* invstd = saved[3].data_ptr<double>();
-  const auto& k = kernels::kernel_table<T>();
-  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  const double M = static_cast<double>(N * HW);
-  at::Tensor gy = grad.contiguous();
-  const T* xp = x.data_ptr<T>();
-  const T* gyp = gy.data_ptr<T>();
-  std::vector<double> pairs(2 * N * C);
-  kernels::for_each_plane<T>(N * C, 2 * HW, 0, [&](int64_t plane, T*) {
-    k.grad_moments(xp + plane * HW, gyp + plane * HW, HW, static_cast<T>(mean[plane % C]),
-                   &pairs[2 * plane], &pairs[2 * plane + 1]);
-  });
-  const ChannelSums sums = reduce_planes(pairs, N, C);
+  const int64_t C = x.size(1);
+  const double M = static_cast<double>(x.size(0) * x.size(2) * x.size(3));
+  at::Tensor gy = grad.contiguous(kernels::layout_of(x));
+  std::vector<T> mean_t(C);
+  for (int64_t c = 0; c < C; ++c) mean_t[c] = static_cast<T>(mean[c]);
+  const ChannelSums sums = channel_grad_moments<T>(x, gy, mean_t);
   at::Tensor w = present(weight) ? weight.to(at::kDouble).contiguous() : at::Tensor();
   std::vector<T> a(C), b(C), c0(C);
   at::Tensor grad_weight = at::empty({C}, x.options().dtype(at::kDouble));
@@ -121,12 +211,7 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
     grad_bias.data_ptr<double>()[c] = sums.first[c];
   }
   at::Tensor gx = at::empty_like(x);
-  T* gxp = gx.data_ptr<T>();
-  kernels::for_each_plane<T>(N * C, 3 * HW, 0, [&](int64_t plane, T*) {
-    const int64_t c = plane % C;
-    k.normalize_backward(xp + plane * HW, gyp + plane * HW, gxp + plane * HW, HW, a[c], b[c],
-                         c0[c]);
-  });
+  apply_normalize_backward<T>(x, gy, gx, a, b, c0);
   const bool has_bias = ctx->saved_data["has_bias"].toBool();
   return {gx,
           present(weight) ? grad_weight.to(weight.scalar_type()) : at::Tensor(),
@@ -141,8 +226,8 @@ struct BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const at::Tensor& bias, const at::Tensor& running_mean,
                             const at::Tensor& running_var, double momentum, double eps) {
-    if (input.dim() != 4) throw Error("batch norm: expected a 4-D NCHW input");
-    at::Tensor x = input.contiguous();
+    if (input.dim() != 4) throw Error("batch norm: expected a 4-D (N, C, H, W) input");
+    at::Tensor x = input.contiguous(kernels::layout_of(input));
     if (x.scalar_type() == at::kFloat)
       return forward_typed<float>(ctx, x, weight, bias, running_mean, running_var, momentum, eps);
     return forward_typed<double>(ctx, x, weight, bias, running_mean, running_var, momentum, eps);

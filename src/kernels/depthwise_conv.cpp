@@ -3,8 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "kernels/plane_kernels.h"
-#include "kernels/plane_parallel.h"
+#include "kernels/layout.h"
 #include "util/error.h"
 
 namespace datanas {
@@ -14,7 +13,7 @@ using torch::autograd::variable_list;
 
 kernels::ConvGeometry geometry(const at::Tensor& x, const at::Tensor& w, int64_t stride,
                                int64_t padding, int64_t dilation) {
-  if (x.dim() != 4) throw Error("depthwise conv: expected a 4-D NCHW input");
+  if (x.dim() != 4) throw Error("depthwise conv: expected a 4-D (N, C, H, W) input");
   if (w.dim() != 4 || w.size(0) != x.size(1) || w.size(1) != 1 || w.size(2) != w.size(3))
     throw Error("depthwise conv: expected a (C, 1, k, k) weight for C input channels");
   if (w.size(2) > 7 || stride < 1 || dilation < 1 || padding < 0)
@@ -70,16 +69,53 @@ void backward_planes(const at::Tensor& x, const at::Tensor& w, const at::Tensor&
                              });
 }
 
+// NHWC: one sample per task, the weight tap-major (k*k, C) so channels are contiguous.
+template <typename T>
+void forward_nhwc(const at::Tensor& x, const at::Tensor& w, at::Tensor& y,
+                  const kernels::ConvGeometry& g, bool relu) {
+  const auto& k = kernels::nhwc_table<T>();
+  const int64_t C = x.size(1), in = g.height * g.width * C, out = g.out_height * g.out_width * C;
+  const at::Tensor taps = w.view({C, -1}).t().contiguous();
+  const T* xp = x.data_ptr<T>();
+  const T* wp = taps.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  kernels::for_each_sample(
+      x.size(0), [&](int64_t n) { k.conv_forward(xp + n * in, wp, yp + n * out, C, g, relu); });
+}
+
+// Returns the weight gradient (C, 1, k, k); per-sample partials keep the sum thread-independent.
+template <typename T>
+at::Tensor backward_nhwc(const at::Tensor& x, const at::Tensor& w, const at::Tensor& gy,
+                         at::Tensor& gx, const kernels::ConvGeometry& g, bool relu) {
+  const auto& k = kernels::nhwc_table<T>();
+  const int64_t C = x.size(1), in = g.height * g.width * C, out = g.out_height * g.out_width * C;
+  const int64_t taps = g.kernel * g.kernel;
+  const at::Tensor w_taps = w.view({C, taps}).t().contiguous();
+  at::Tensor gw_samples = at::zeros({x.size(0), taps, C}, x.options());
+  const T* xp = x.data_ptr<T>();
+  const T* wp = w_taps.data_ptr<T>();
+  const T* gyp = gy.data_ptr<T>();
+  T* gxp = gx.data_ptr<T>();
+  T* gwp = gw_samples.data_ptr<T>();
+  kernels::for_each_sample(x.size(0), [&](int64_t n) {
+    k.conv_backward(xp + n * in, wp, gyp + n * out, gxp + n * in, gwp + n * taps * C, C, g, relu);
+  });
+  return gw_samples.sum(0).t().reshape(w.sizes());
+}
+
 struct DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             int64_t stride, int64_t padding, int64_t dilation, bool relu) {
-    at::Tensor x = input.contiguous(), w = weight.contiguous();
+    const at::MemoryFormat layout = kernels::layout_of(input);
+    at::Tensor x = input.contiguous(layout), w = weight.contiguous();
     const kernels::ConvGeometry g = geometry(x, w, stride, padding, dilation);
-    at::Tensor y = at::empty({x.size(0), x.size(1), g.out_height, g.out_width}, x.options());
-    if (x.scalar_type() == at::kFloat) {
-      forward_planes<float>(x, w, y, g, relu);
+    at::Tensor y = at::empty({x.size(0), x.size(1), g.out_height, g.out_width},
+                             x.options().memory_format(layout));
+    const bool f32 = x.scalar_type() == at::kFloat;
+    if (kernels::is_nhwc(layout)) {
+      f32 ? forward_nhwc<float>(x, w, y, g, relu) : forward_nhwc<double>(x, w, y, g, relu);
     } else {
-      forward_planes<double>(x, w, y, g, relu);
+      f32 ? forward_planes<float>(x, w, y, g, relu) : forward_planes<double>(x, w, y, g, relu);
     }
     ctx->save_for_backward({x, w});
     ctx->saved_data["stride"] = stride;
@@ -97,15 +133,23 @@ struct DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFun
         geometry(x, w, ctx->saved_data["stride"].toInt(), ctx->saved_data["padding"].toInt(),
                  ctx->saved_data["dilation"].toInt());
     const bool relu = ctx->saved_data["relu"].toBool();
-    at::Tensor gy = grads[0].contiguous();
+    const at::MemoryFormat layout = kernels::layout_of(x);
+    at::Tensor gy = grads[0].contiguous(layout);
     at::Tensor gx = at::empty_like(x);
-    at::Tensor gw_planes = at::zeros({x.size(0), x.size(1), g.kernel * g.kernel}, x.options());
-    if (x.scalar_type() == at::kFloat) {
-      backward_planes<float>(x, w, gy, gx, gw_planes, g, relu);
+    const bool f32 = x.scalar_type() == at::kFloat;
+    at::Tensor gw;
+    if (kernels::is_nhwc(layout)) {
+      gw = f32 ? backward_nhwc<float>(x, w, gy, gx, g, relu)
+               : backward_nhwc<double>(x, w, gy, gx, g, relu);
     } else {
-      backward_planes<double>(x, w, gy, gx, gw_planes, g, relu);
+      at::Tensor gw_planes = at::zeros({x.size(0), x.size(1), g.kernel * g.kernel}, x.options());
+      if (f32) {
+        backward_planes<float>(x, w, gy, gx, gw_planes, g, relu);
+      } else {
+        backward_planes<double>(x, w, gy, gx, gw_planes, g, relu);
+      }
+      gw = gw_planes.sum(0).view(w.sizes());
     }
-    at::Tensor gw = gw_planes.sum(0).view(w.sizes());
     return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

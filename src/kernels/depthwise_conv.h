@@ -15,7 +15,7 @@ struct DepthwiseConvOptions {
 };
 
 // x (N, C, H, W) float or double on the CPU, weight (C, 1, k, k) with k <= 7. Differentiable
-// in x and weight. Returns a contiguous (N, C, Ho, Wo) tensor.
+// in x and weight. Returns an (N, C, Ho, Wo) tensor in x's layout (NCHW or channels-last).
 at::Tensor native_depthwise_conv2d(const at::Tensor& x, const at::Tensor& weight,
                                    const DepthwiseConvOptions& options);
 

@@ -18,9 +18,6 @@ std::string kernel_backend_name(KernelBackend backend) {
 
 bool use_native_kernels(KernelBackend backend, const at::Tensor& x) {
   if (backend != KernelBackend::kNative || !x.is_cpu() || x.is_sparse()) return false;
-  // The kernels work on NCHW planes: a channels-last tensor would be copied twice.
-  if (x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast))
-    return false;
   return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;
 }
 

@@ -15,8 +15,8 @@ enum class KernelBackend { kTorch, kNative };
 KernelBackend parse_kernel_backend(const std::string& text);
 std::string kernel_backend_name(KernelBackend backend);
 
-// True when `backend` is native and `x` is a float or double CPU tensor not in channels-last
-// layout; other devices, dtypes and NHWC tensors fall back to LibTorch.
+// True when `backend` is native and `x` is a float or double CPU tensor (NCHW or channels-last:
+// the kernels run in either); other devices and dtypes fall back to LibTorch.
 bool use_native_kernels(KernelBackend backend, const at::Tensor& x);
 
 // `--memory-format auto|channels-last|nchw`: whether networks keep NHWC tensors. `auto` picks

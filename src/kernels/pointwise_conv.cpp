@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "kernels/plane_parallel.h"
+#include "kernels/layout.h"
 #include "util/error.h"
 
 namespace datanas {
@@ -48,6 +48,33 @@ at::Tensor weight_grad(const at::Tensor& x, const at::Tensor& gy, int64_t output
   return partial.sum(0).view({outputs, inputs, 1, 1});
 }
 
+// NHWC: x is a (P, inputs) matrix of P = N H W pixels; y = x wt for wt (inputs x outputs).
+template <typename T>
+void apply_nhwc(const at::Tensor& x, const at::Tensor& wt, at::Tensor& y) {
+  const auto& k = kernels::nhwc_table<T>();
+  const int64_t inputs = wt.size(0), outputs = wt.size(1);
+  const T* xp = x.data_ptr<T>();
+  const T* wp = wt.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  kernels::for_each_pixel_chunk(x.numel() / inputs, kChunk, [&](int64_t, int64_t b, int64_t e) {
+    k.pointwise(xp, wp, yp, inputs, outputs, b, e);
+  });
+}
+
+template <typename T>
+at::Tensor weight_grad_nhwc(const at::Tensor& x, const at::Tensor& gy, int64_t outputs) {
+  const auto& k = kernels::nhwc_table<T>();
+  const int64_t inputs = x.size(1), P = x.numel() / inputs;
+  at::Tensor partial = at::zeros({(P + kChunk - 1) / kChunk, outputs * inputs}, x.options());
+  const T* xp = x.data_ptr<T>();
+  const T* gp = gy.data_ptr<T>();
+  T* pp = partial.data_ptr<T>();
+  kernels::for_each_pixel_chunk(P, kChunk, [&](int64_t task, int64_t b, int64_t e) {
+    k.pointwise_wgrad(xp, gp, pp + task * outputs * inputs, inputs, outputs, b, e);
+  });
+  return partial.sum(0).view({outputs, inputs, 1, 1});
+}
+
 struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input,
                             const at::Tensor& weight) {
@@ -56,12 +83,16 @@ struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFun
       throw Error("pointwise conv: expected NCHW input and a (Co, Ci, 1, 1) weight");
     if (weight.scalar_type() != input.scalar_type())
       throw Error("pointwise conv: input and weight must have the same dtype");
-    at::Tensor x = input.contiguous(), w = weight.contiguous().view({weight.size(0), -1});
-    at::Tensor y = at::empty({x.size(0), w.size(0), x.size(2), x.size(3)}, x.options());
-    if (x.scalar_type() == at::kFloat) {
-      apply_planes<float>(x, w, y);
+    const at::MemoryFormat layout = kernels::layout_of(input);
+    at::Tensor x = input.contiguous(layout), w = weight.contiguous().view({weight.size(0), -1});
+    at::Tensor y =
+        at::empty({x.size(0), w.size(0), x.size(2), x.size(3)}, x.options().memory_format(layout));
+    const bool f32 = x.scalar_type() == at::kFloat;
+    if (kernels::is_nhwc(layout)) {
+      const at::Tensor wt = w.t().contiguous();
+      f32 ? apply_nhwc<float>(x, wt, y) : apply_nhwc<double>(x, wt, y);
     } else {
-      apply_planes<double>(x, w, y);
+      f32 ? apply_planes<float>(x, w, y) : apply_planes<double>(x, w, y);
     }
     ctx->save_for_backward({x, weight});
     return y;
@@ -71,17 +102,20 @@ struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFun
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& x = saved[0];
     const at::Tensor& weight = saved[1];
-    at::Tensor gy = grads[0].contiguous();
+    const at::MemoryFormat layout = kernels::layout_of(x);
+    at::Tensor gy = grads[0].contiguous(layout);
     const int64_t outputs = weight.size(0);
-    at::Tensor wt = weight.view({outputs, -1}).t().contiguous();  // inputs x outputs
+    const at::Tensor w = weight.contiguous().view({outputs, -1});  // outputs x inputs
     at::Tensor gx = at::empty_like(x);
     at::Tensor gw;
-    if (x.scalar_type() == at::kFloat) {
-      apply_planes<float>(gy, wt, gx);
-      gw = weight_grad<float>(x, gy, outputs);
+    const bool f32 = x.scalar_type() == at::kFloat;
+    if (kernels::is_nhwc(layout)) {
+      f32 ? apply_nhwc<float>(gy, w, gx) : apply_nhwc<double>(gy, w, gx);
+      gw = f32 ? weight_grad_nhwc<float>(x, gy, outputs) : weight_grad_nhwc<double>(x, gy, outputs);
     } else {
-      apply_planes<double>(gy, wt, gx);
-      gw = weight_grad<double>(x, gy, outputs);
+      const at::Tensor wt = w.t().contiguous();  // inputs x outputs
+      f32 ? apply_planes<float>(gy, wt, gx) : apply_planes<double>(gy, wt, gx);
+      gw = f32 ? weight_grad<float>(x, gy, outputs) : weight_grad<double>(x, gy, outputs);
     }
     return {gx, gw.view(weight.sizes())};
   }

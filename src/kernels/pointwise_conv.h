@@ -6,7 +6,7 @@
 namespace datanas {
 
 // x (N, Ci, H, W) float or double on the CPU, weight (Co, Ci, 1, 1). Differentiable in x and
-// weight. Returns a contiguous (N, Co, H, W) tensor.
+// weight. Returns an (N, Co, H, W) tensor in x's layout (NCHW or channels-last).
 at::Tensor native_pointwise_conv2d(const at::Tensor& x, const at::Tensor& weight);
 
 }  // namespace datanas

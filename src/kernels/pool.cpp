@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "kernels/plane_parallel.h"
+#include "kernels/layout.h"
 #include "util/error.h"
 
 namespace datanas {
@@ -12,7 +12,7 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 kernels::PoolGeometry geometry(const at::Tensor& x, int64_t stride) {
-  if (x.dim() != 4) throw Error("3x3 pool: expected a 4-D NCHW input");
+  if (x.dim() != 4) throw Error("3x3 pool: expected a 4-D (N, C, H, W) input");
   if (stride < 1) throw Error("3x3 pool: expected stride >= 1");
   kernels::PoolGeometry g;
   g.height = x.size(2);
@@ -54,22 +54,54 @@ void backward_planes(bool max, const at::Tensor& x, const at::Tensor& gy, at::Te
       });
 }
 
+// NHWC: one sample per task.
+template <typename T>
+void forward_nhwc(bool max, const at::Tensor& x, at::Tensor& y, const kernels::PoolGeometry& g) {
+  const auto& k = kernels::nhwc_table<T>();
+  const auto fn = max ? k.max_pool_forward : k.avg_pool_forward;
+  const int64_t C = x.size(1), in = g.height * g.width * C, out = g.out_height * g.out_width * C;
+  const T* xp = x.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  kernels::for_each_sample(x.size(0), [&](int64_t n) { fn(xp + n * in, yp + n * out, C, g); });
+}
+
+template <typename T>
+void backward_nhwc(bool max, const at::Tensor& x, const at::Tensor& gy, at::Tensor& gx,
+                   const kernels::PoolGeometry& g) {
+  const auto& k = kernels::nhwc_table<T>();
+  const int64_t C = gx.size(1), in = g.height * g.width * C, out = g.out_height * g.out_width * C;
+  const T* xp = max ? x.data_ptr<T>() : nullptr;
+  const T* gyp = gy.data_ptr<T>();
+  T* gxp = gx.data_ptr<T>();
+  kernels::for_each_sample(gx.size(0), [&](int64_t n) {
+    if (max) {
+      k.max_pool_backward(xp + n * in, gyp + n * out, gxp + n * in, C, g);
+    } else {
+      k.avg_pool_backward(gyp + n * out, gxp + n * in, C, g);
+    }
+  });
+}
+
 struct Pool3x3Function : public torch::autograd::Function<Pool3x3Function> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, int64_t stride,
                             bool max) {
-    at::Tensor x = input.contiguous();
+    const at::MemoryFormat layout = kernels::layout_of(input);
+    at::Tensor x = input.contiguous(layout);
     const kernels::PoolGeometry g = geometry(x, stride);
-    at::Tensor y = at::empty({x.size(0), x.size(1), g.out_height, g.out_width}, x.options());
-    if (x.scalar_type() == at::kFloat) {
-      forward_planes<float>(max, x, y, g);
+    at::Tensor y = at::empty({x.size(0), x.size(1), g.out_height, g.out_width},
+                             x.options().memory_format(layout));
+    const bool f32 = x.scalar_type() == at::kFloat;
+    if (kernels::is_nhwc(layout)) {
+      f32 ? forward_nhwc<float>(max, x, y, g) : forward_nhwc<double>(max, x, y, g);
     } else {
-      forward_planes<double>(max, x, y, g);
+      f32 ? forward_planes<float>(max, x, y, g) : forward_planes<double>(max, x, y, g);
     }
     // Max pooling finds its argmax again in backward: cheaper than storing indices.
     if (max) ctx->save_for_backward({x});
     ctx->saved_data["sizes"] = x.sizes().vec();
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["max"] = max;
+    ctx->saved_data["nhwc"] = kernels::is_nhwc(layout);
     return y;
   }
 
@@ -78,13 +110,17 @@ struct Pool3x3Function : public torch::autograd::Function<Pool3x3Function> {
     const bool max = ctx->saved_data["max"].toBool();
     const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
     const at::Tensor x = max ? ctx->get_saved_variables()[0] : at::Tensor();
-    at::Tensor gy = grads[0].contiguous();
-    at::Tensor gx = at::empty(sizes, gy.options());
+    const bool nhwc = ctx->saved_data["nhwc"].toBool();
+    const at::MemoryFormat layout =
+        nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    at::Tensor gy = grads[0].contiguous(layout);
+    at::Tensor gx = at::empty(sizes, gy.options().memory_format(layout));
     const kernels::PoolGeometry g = geometry(gx, stride);
-    if (gy.scalar_type() == at::kFloat) {
-      backward_planes<float>(max, x, gy, gx, g);
+    const bool f32 = gy.scalar_type() == at::kFloat;
+    if (nhwc) {
+      f32 ? backward_nhwc<float>(max, x, gy, gx, g) : backward_nhwc<double>(max, x, gy, gx, g);
     } else {
-      backward_planes<double>(max, x, gy, gx, g);
+      f32 ? backward_planes<float>(max, x, gy, gx, g) : backward_planes<double>(max, x, gy, gx, g);
     }
     return {gx, at::Tensor(), at::Tensor()};
   }

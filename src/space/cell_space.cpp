@@ -1,7 +1,7 @@
 #include "space/cell_space.h"
 
 #include "space/genotype.h"
-#include "space/rnn_ops.h"
+#include "space/rnn_op_names.h"
 
 namespace datanas {
 

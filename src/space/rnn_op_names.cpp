@@ -1,7 +1,7 @@
 #include <string>
 #include <vector>
 
-#include "space/rnn_ops.h"
+#include "space/rnn_op_names.h"
 
 namespace datanas {
 

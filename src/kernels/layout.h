@@ -1,0 +1,50 @@
+// Which of the two layouts the native kernels run a 4-D tensor in, and the matching dispatch
+// between the NCHW plane tables and the NHWC ones.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "kernels/nhwc_kernels.h"
+#include "kernels/plane_parallel.h"
+
+namespace datanas {
+namespace kernels {
+
+// NHWC when LibTorch suggests channels-last for x (a tensor both layouts describe counts as
+// NCHW); the kernels then read x.contiguous(layout_of(x)).
+inline at::MemoryFormat layout_of(const at::Tensor& x) {
+  return x.dim() == 4 ? x.suggest_memory_format() : at::MemoryFormat::Contiguous;
+}
+
+inline bool is_nhwc(at::MemoryFormat format) { return format == at::MemoryFormat::ChannelsLast; }
+
+template <typename T>
+const NhwcKernels<T>& nhwc_table();
+template <>
+inline const NhwcKernels<float>& nhwc_table<float>() {
+  return best_nhwc_kernels_f32();
+}
+template <>
+inline const NhwcKernels<double>& nhwc_table<double>() {
+  return best_nhwc_kernels_f64();
+}
+
+// fn(n) for every sample n in [0, N) on LibTorch's thread pool (so --threads applies).
+template <typename Fn>
+void for_each_sample(int64_t N, const Fn& fn) {
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) fn(n);
+  });
+}
+
+// Fixed chunks of `chunk` pixels out of P, so that per-chunk partial sums (and their order) do
+// not depend on the thread count: fn(task, begin, end).
+template <typename Fn>
+void for_each_pixel_chunk(int64_t P, int64_t chunk, const Fn& fn) {
+  const int64_t tasks = (P + chunk - 1) / chunk;
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) fn(t, t * chunk, std::min(P, (t + 1) * chunk));
+  });
+}
+
+}  // namespace kernels
+}  // namespace datanas

@@ -1,0 +1,63 @@
+// Channels-last (NHWC) kernels behind the native ops, on raw pointers. In NHWC the C values of a
+// pixel are contiguous, so every kernel's innermost loop runs over channels: plain loops that the
+// compiler vectorises, built twice (nhwc_kernels_avx2.cpp with -mavx2 -mfma for float when the CPU
+// has both, nhwc_kernels_portable.cpp otherwise and for double). The autograd functions split the
+// work over samples (convolution, pooling) or pixel ranges (pointwise, batch norm). Like
+// plane_kernels.h, nothing here uses LibTorch or standard-library templates.
+#pragma once
+#include <cstdint>
+
+#include "kernels/plane_kernels.h"
+
+namespace datanas {
+namespace kernels {
+
+template <typename T>
+struct NhwcKernels {
+  // One sample: x (H, W, C), w (k*k, C) tap-major, y (Ho, Wo, C) = conv(relu ? relu(x) : x, w).
+  void (*conv_forward)(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu);
+  // One sample: gx (H, W, C) overwritten, gw (k*k, C) accumulated into.
+  void (*conv_backward)(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
+                        const ConvGeometry& g, bool relu);
+  // One sample of 3x3 pooling with padding 1; backward overwrites gx. Max pooling sends each
+  // gradient to the first maximum in row-major tap order, as LibTorch does.
+  void (*max_pool_forward)(const T* x, T* y, int64_t C, const PoolGeometry& g);
+  void (*max_pool_backward)(const T* x, const T* gy, T* gx, int64_t C, const PoolGeometry& g);
+  void (*avg_pool_forward)(const T* x, T* y, int64_t C, const PoolGeometry& g);
+  void (*avg_pool_backward)(const T* gy, T* gx, int64_t C, const PoolGeometry& g);
+  // Pixels [begin, end) of (P, inputs) x: y[p, o] = sum_i x[p, i] wt[i, o] (wt inputs x outputs).
+  void (*pointwise)(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
+                    int64_t end);
+  // gw[o, i] += sum over pixels [begin, end) of gy[p, o] x[p, i].
+  void (*pointwise_wgrad)(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
+                          int64_t begin, int64_t end);
+  // Batch-norm pieces over pixels [begin, end) of (P, C) data, per channel c: sums of
+  // (x - shift[c]) and its square ...
+  void (*moments)(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, double* sum,
+                  double* sum_squares);
+  // ... y = x * scale[c] + offset[c] ...
+  void (*scale_shift)(const T* x, T* y, int64_t C, int64_t begin, int64_t end, const T* scale,
+                      const T* offset);
+  // ... sums of gy and of gy * (x - mean[c]) ...
+  void (*grad_moments)(const T* x, const T* gy, int64_t C, int64_t begin, int64_t end,
+                       const T* mean, double* sum_gy, double* sum_gy_xc);
+  // ... and gx = a[c] * gy + b[c] * x + c0[c].
+  void (*normalize_backward)(const T* x, const T* gy, T* gx, int64_t C, int64_t begin, int64_t end,
+                             const T* a, const T* b, const T* c0);
+};
+
+namespace portable {
+const NhwcKernels<float>& nhwc_kernels_f32();
+const NhwcKernels<double>& nhwc_kernels_f64();
+}  // namespace portable
+
+namespace avx2 {
+const NhwcKernels<float>& nhwc_kernels_f32();  // call only where the CPU has AVX2 and FMA
+}  // namespace avx2
+
+// The fastest float table this CPU runs, and the double one.
+const NhwcKernels<float>& best_nhwc_kernels_f32();
+inline const NhwcKernels<double>& best_nhwc_kernels_f64() { return portable::nhwc_kernels_f64(); }
+
+}  // namespace kernels
+}  // namespace datanas

@@ -1,0 +1,16 @@
+// The NHWC float kernels built with -mavx2 -mfma (CMakeLists.txt): the same loops as the portable
+// table, vectorised 8 floats wide over channels. Called only where the CPU has both.
+#include "kernels/nhwc_kernels_generic.h"
+
+namespace datanas {
+namespace kernels {
+namespace avx2 {
+
+const NhwcKernels<float>& nhwc_kernels_f32() {
+  static const NhwcKernels<float> table = nhwc::generic_nhwc_table<float>();
+  return table;
+}
+
+}  // namespace avx2
+}  // namespace kernels
+}  // namespace datanas

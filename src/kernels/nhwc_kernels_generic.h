@@ -1,0 +1,383 @@
+// The NHWC kernels, included by nhwc_kernels_portable.cpp and nhwc_kernels_avx2.cpp; each file
+// gets its own copy (internal linkage; namespace nhwc keeps them apart from the NCHW plane
+// kernels). Channels go in blocks: two vectors (2 x 8 floats with AVX), one, then single values.
+// The vectors are GCC/Clang vector extensions, so the AVX2 file gets ymm registers and FMA, the
+// portable one whatever its target has; a block's accumulators are locals kept in registers.
+#pragma once
+#include <cstdint>
+
+#include "kernels/nhwc_kernels.h"
+
+namespace datanas {
+namespace kernels {
+namespace nhwc {
+namespace {
+
+// The target's vector width: 32 bytes where AVX is on (the AVX2 file), else 16 (SSE2, NEON).
+#if defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
+template <typename T>
+struct Simd {
+  typedef T Vec __attribute__((vector_size(kVectorBytes)));
+  static constexpr int lanes = kVectorBytes / sizeof(T);
+};
+
+// K elements of type E (a vector or the scalar T) cover `width` channels.
+template <typename E, int K, int Lanes>
+struct Block {
+  using Elem = E;
+  static constexpr int count = K;
+  static constexpr int lanes = Lanes;
+  static constexpr int width = K * Lanes;
+};
+
+template <typename E, typename T>
+inline E load(const T* p) {
+  E v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename E, typename T>
+inline void store(T* p, const E& v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+
+template <typename E, typename T>
+inline E splat(T s) {
+  return E{} + s;
+}
+
+template <typename E>
+inline E relu_of(E v) {
+  const E zero{};
+  return v > zero ? v : zero;
+}
+
+// f(Block, c0) for channel blocks [c0, c0 + Block::width) covering [0, C).
+template <typename T, typename F>
+inline void for_channel_blocks(int64_t C, const F& f) {
+  using V = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::lanes;
+  int64_t c0 = 0;
+  for (; c0 + 2 * L <= C; c0 += 2 * L) f(Block<V, 2, L>{}, c0);
+  for (; c0 + L <= C; c0 += L) f(Block<V, 1, L>{}, c0);
+  for (; c0 < C; ++c0) f(Block<T, 1, 1>{}, c0);
+}
+
+// The taps of output (oh, ow) that fall inside the input: rows i in [i0, i1), columns [j0, j1).
+struct TapRange {
+  int64_t i0, i1, j0, j1, top, left;  // top/left: input row/column of tap (0, 0)
+};
+
+inline TapRange tap_range(int64_t oh, int64_t ow, int64_t H, int64_t W, int64_t k, int64_t s,
+                          int64_t p, int64_t d) {
+  TapRange r{0, k, 0, k, oh * s - p, ow * s - p};
+  while (r.i0 < k && r.top + r.i0 * d < 0) ++r.i0;
+  while (r.i1 > r.i0 && r.top + (r.i1 - 1) * d >= H) --r.i1;
+  while (r.j0 < k && r.left + r.j0 * d < 0) ++r.j0;
+  while (r.j1 > r.j0 && r.left + (r.j1 - 1) * d >= W) --r.j1;
+  return r;
+}
+
+#define DATANAS_BLOCK_TYPES(blk)          \
+  using E = typename decltype(blk)::Elem; \
+  constexpr int K = decltype(blk)::count; \
+  constexpr int L = decltype(blk)::lanes
+
+template <typename T>
+void conv_forward(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu) {
+  const int64_t k = g.kernel, d = g.dilation;
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    for (int64_t ow = 0; ow < g.out_width; ++ow) {
+      const TapRange r = tap_range(oh, ow, g.height, g.width, k, g.stride, g.padding, d);
+      T* yp = y + (oh * g.out_width + ow) * C;
+      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+        DATANAS_BLOCK_TYPES(blk);
+        E acc[K] = {};
+        for (int64_t i = r.i0; i < r.i1; ++i) {
+          for (int64_t j = r.j0; j < r.j1; ++j) {
+            const T* xp = x + ((r.top + i * d) * g.width + r.left + j * d) * C + c0;
+            const T* wp = w + (i * k + j) * C + c0;
+            for (int v = 0; v < K; ++v) {
+              const E xv = load<E>(xp + v * L);
+              acc[v] += load<E>(wp + v * L) * (relu ? relu_of(xv) : xv);
+            }
+          }
+        }
+        for (int v = 0; v < K; ++v) store(yp + c0 + v * L, acc[v]);
+      });
+    }
+  }
+}
+
+// Scatter form: each output's gradient goes to the inputs it read (gx) and to the taps (gw).
+template <typename T>
+void conv_backward(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
+                   const ConvGeometry& g, bool relu) {
+  const int64_t k = g.kernel, d = g.dilation;
+  for (int64_t e = 0; e < g.height * g.width * C; ++e) gx[e] = T(0);
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    for (int64_t ow = 0; ow < g.out_width; ++ow) {
+      const TapRange r = tap_range(oh, ow, g.height, g.width, k, g.stride, g.padding, d);
+      const T* gyp = gy + (oh * g.out_width + ow) * C;
+      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+        DATANAS_BLOCK_TYPES(blk);
+        E up[K];
+        for (int v = 0; v < K; ++v) up[v] = load<E>(gyp + c0 + v * L);
+        for (int64_t i = r.i0; i < r.i1; ++i) {
+          for (int64_t j = r.j0; j < r.j1; ++j) {
+            const int64_t at = ((r.top + i * d) * g.width + r.left + j * d) * C + c0;
+            const int64_t tap = (i * k + j) * C + c0;
+            for (int v = 0; v < K; ++v) {
+              const E xv = load<E>(x + at + v * L);
+              const E wv = load<E>(w + tap + v * L);
+              const E zero{};
+              const E through = relu ? (xv > zero ? up[v] : zero) : up[v];
+              store(gw + tap + v * L,
+                    load<E>(gw + tap + v * L) + up[v] * (relu ? relu_of(xv) : xv));
+              store(gx + at + v * L, load<E>(gx + at + v * L) + wv * through);
+            }
+          }
+        }
+      });
+    }
+  }
+}
+
+// The 3x3 window of output (oh, ow) with padding 1, clipped to the input.
+inline TapRange pool_window(int64_t oh, int64_t ow, const PoolGeometry& g) {
+  return tap_range(oh, ow, g.height, g.width, 3, g.stride, 1, 1);
+}
+
+// m[v] = the window's maximum, scanning taps in row-major order from -inf with LibTorch's rule
+// (a larger value or a NaN replaces it).
+template <typename E, int K, int L, typename T>
+inline void window_max(const T* x, int64_t C, int64_t c0, const TapRange& r, int64_t W, E* m) {
+  for (int v = 0; v < K; ++v) m[v] = splat<E>(static_cast<T>(-__builtin_inf()));
+  for (int64_t i = r.i0; i < r.i1; ++i) {
+    for (int64_t j = r.j0; j < r.j1; ++j) {
+      const T* xp = x + ((r.top + i) * W + r.left + j) * C + c0;
+      for (int v = 0; v < K; ++v) {
+        const E xv = load<E>(xp + v * L);
+        m[v] = ((xv > m[v]) | (xv != xv)) ? xv : m[v];
+      }
+    }
+  }
+}
+
+template <typename T>
+void max_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    for (int64_t ow = 0; ow < g.out_width; ++ow) {
+      const TapRange r = pool_window(oh, ow, g);
+      T* yp = y + (oh * g.out_width + ow) * C;
+      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+        DATANAS_BLOCK_TYPES(blk);
+        E m[K];
+        window_max<E, K, L>(x, C, c0, r, g.width, m);
+        for (int v = 0; v < K; ++v) store(yp + c0 + v * L, m[v]);
+      });
+    }
+  }
+}
+
+// The maximum is found again (cheaper than storing indices); the first tap equal to it takes
+// the gradient.
+template <typename T>
+void max_pool_backward(const T* x, const T* gy, T* gx, int64_t C, const PoolGeometry& g) {
+  for (int64_t e = 0; e < g.height * g.width * C; ++e) gx[e] = T(0);
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    for (int64_t ow = 0; ow < g.out_width; ++ow) {
+      const TapRange r = pool_window(oh, ow, g);
+      const T* gyp = gy + (oh * g.out_width + ow) * C;
+      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+        DATANAS_BLOCK_TYPES(blk);
+        E m[K], pending[K];  // pending: the gradient not yet given to a tap
+        window_max<E, K, L>(x, C, c0, r, g.width, m);
+        for (int v = 0; v < K; ++v) pending[v] = load<E>(gyp + c0 + v * L);
+        const E zero{};
+        for (int64_t i = r.i0; i < r.i1; ++i) {
+          for (int64_t j = r.j0; j < r.j1; ++j) {
+            const int64_t at = ((r.top + i) * g.width + r.left + j) * C + c0;
+            for (int v = 0; v < K; ++v) {
+              const E hit = load<E>(x + at + v * L) == m[v] ? pending[v] : zero;
+              store(gx + at + v * L, load<E>(gx + at + v * L) + hit);
+              pending[v] = load<E>(x + at + v * L) == m[v] ? zero : pending[v];
+            }
+          }
+        }
+      });
+    }
+  }
+}
+
+template <typename T>
+void avg_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    for (int64_t ow = 0; ow < g.out_width; ++ow) {
+      const TapRange r = pool_window(oh, ow, g);
+      const T count = static_cast<T>((r.i1 - r.i0) * (r.j1 - r.j0));
+      T* yp = y + (oh * g.out_width + ow) * C;
+      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+        DATANAS_BLOCK_TYPES(blk);
+        E sum[K] = {};
+        for (int64_t i = r.i0; i < r.i1; ++i) {
+          for (int64_t j = r.j0; j < r.j1; ++j) {
+            const T* xp = x + ((r.top + i) * g.width + r.left + j) * C + c0;
+            for (int v = 0; v < K; ++v) sum[v] += load<E>(xp + v * L);
+          }
+        }
+        for (int v = 0; v < K; ++v) store(yp + c0 + v * L, sum[v] / splat<E>(count));
+      });
+    }
+  }
+}
+
+template <typename T>
+void avg_pool_backward(const T* gy, T* gx, int64_t C, const PoolGeometry& g) {
+  for (int64_t e = 0; e < g.height * g.width * C; ++e) gx[e] = T(0);
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    for (int64_t ow = 0; ow < g.out_width; ++ow) {
+      const TapRange r = pool_window(oh, ow, g);
+      const T count = static_cast<T>((r.i1 - r.i0) * (r.j1 - r.j0));
+      const T* gyp = gy + (oh * g.out_width + ow) * C;
+      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+        DATANAS_BLOCK_TYPES(blk);
+        E share[K];
+        for (int v = 0; v < K; ++v) share[v] = load<E>(gyp + c0 + v * L) / splat<E>(count);
+        for (int64_t i = r.i0; i < r.i1; ++i) {
+          for (int64_t j = r.j0; j < r.j1; ++j) {
+            T* gxp = gx + ((r.top + i) * g.width + r.left + j) * C + c0;
+            for (int v = 0; v < K; ++v) store(gxp + v * L, load<E>(gxp + v * L) + share[v]);
+          }
+        }
+      });
+    }
+  }
+}
+
+// PB pixels at a time share each weight load; the output block's accumulators stay in registers.
+template <typename T, int PB>
+inline void pointwise_pixels(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs,
+                             int64_t p) {
+  for_channel_blocks<T>(outputs, [&](auto blk, int64_t o0) {
+    DATANAS_BLOCK_TYPES(blk);
+    E acc[PB][K] = {};
+    for (int64_t i = 0; i < inputs; ++i) {
+      const T* wp = wt + i * outputs + o0;
+      E wv[K];
+      for (int v = 0; v < K; ++v) wv[v] = load<E>(wp + v * L);
+      for (int q = 0; q < PB; ++q) {
+        const E xv = splat<E>(x[(p + q) * inputs + i]);
+        for (int v = 0; v < K; ++v) acc[q][v] += xv * wv[v];
+      }
+    }
+    for (int q = 0; q < PB; ++q)
+      for (int v = 0; v < K; ++v) store(y + (p + q) * outputs + o0 + v * L, acc[q][v]);
+  });
+}
+
+template <typename T>
+void pointwise(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
+               int64_t end) {
+  int64_t p = begin;
+  for (; p + 4 <= end; p += 4) pointwise_pixels<T, 4>(x, wt, y, inputs, outputs, p);
+  for (; p < end; ++p) pointwise_pixels<T, 1>(x, wt, y, inputs, outputs, p);
+}
+
+// Four output rows of gw at a time, each row's block of inputs accumulated in registers over
+// the pixels.
+template <typename T>
+void pointwise_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs, int64_t begin,
+                     int64_t end) {
+  constexpr int kRows = 4;
+  for (int64_t o = 0; o < outputs; o += kRows) {
+    const int rows = outputs - o < kRows ? static_cast<int>(outputs - o) : kRows;
+    for_channel_blocks<T>(inputs, [&](auto blk, int64_t i0) {
+      DATANAS_BLOCK_TYPES(blk);
+      E acc[kRows][K] = {};
+      for (int64_t p = begin; p < end; ++p) {
+        E xv[K];
+        for (int v = 0; v < K; ++v) xv[v] = load<E>(x + p * inputs + i0 + v * L);
+        for (int r = 0; r < kRows; ++r) {
+          const E g = splat<E>(r < rows ? gy[p * outputs + o + r] : T(0));
+          for (int v = 0; v < K; ++v) acc[r][v] += g * xv[v];
+        }
+      }
+      for (int r = 0; r < rows; ++r) {
+        T* gp = gw + (o + r) * inputs + i0;
+        for (int v = 0; v < K; ++v) store(gp + v * L, load<E>(gp + v * L) + acc[r][v]);
+      }
+    });
+  }
+}
+
+#undef DATANAS_BLOCK_TYPES
+
+template <typename T>
+void moments(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, double* sum,
+             double* sum_squares) {
+  for (int64_t p = begin; p < end; ++p) {
+    const T* xp = x + p * C;
+    for (int64_t c = 0; c < C; ++c) {
+      const double v = static_cast<double>(xp[c] - shift[c]);
+      sum[c] += v;
+      sum_squares[c] += v * v;
+    }
+  }
+}
+
+template <typename T>
+void scale_shift(const T* x, T* y, int64_t C, int64_t begin, int64_t end, const T* scale,
+                 const T* offset) {
+  for (int64_t p = begin; p < end; ++p)
+    for (int64_t c = 0; c < C; ++c) y[p * C + c] = x[p * C + c] * scale[c] + offset[c];
+}
+
+template <typename T>
+void grad_moments(const T* x, const T* gy, int64_t C, int64_t begin, int64_t end, const T* mean,
+                  double* sum_gy, double* sum_gy_xc) {
+  for (int64_t p = begin; p < end; ++p) {
+    for (int64_t c = 0; c < C; ++c) {
+      const double g = static_cast<double>(gy[p * C + c]);
+      sum_gy[c] += g;
+      sum_gy_xc[c] += g * static_cast<double>(x[p * C + c] - mean[c]);
+    }
+  }
+}
+
+template <typename T>
+void normalize_backward(const T* x, const T* gy, T* gx, int64_t C, int64_t begin, int64_t end,
+                        const T* a, const T* b, const T* c0) {
+  for (int64_t p = begin; p < end; ++p)
+    for (int64_t c = 0; c < C; ++c)
+      gx[p * C + c] = a[c] * gy[p * C + c] + b[c] * x[p * C + c] + c0[c];
+}
+
+template <typename T>
+NhwcKernels<T> generic_nhwc_table() {
+  NhwcKernels<T> t;
+  t.conv_forward = conv_forward<T>;
+  t.conv_backward = conv_backward<T>;
+  t.max_pool_forward = max_pool_forward<T>;
+  t.max_pool_backward = max_pool_backward<T>;
+  t.avg_pool_forward = avg_pool_forward<T>;
+  t.avg_pool_backward = avg_pool_backward<T>;
+  t.pointwise = pointwise<T>;
+  t.pointwise_wgrad = pointwise_wgrad<T>;
+  t.moments = moments<T>;
+  t.scale_shift = scale_shift<T>;
+  t.grad_moments = grad_moments<T>;
+  t.normalize_backward = normalize_backward<T>;
+  return t;
+}
+
+}  // namespace
+}  // namespace nhwc
+}  // namespace kernels
+}  // namespace datanas
