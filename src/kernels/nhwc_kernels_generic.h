@@ -47,9 +47,16 @@ inline void store(T* p, const E& v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
 
+// s in every lane (s - 0 folds to s exactly, unlike 0 + s, which is wrong for s = -0).
 template <typename E, typename T>
 inline E splat(T s) {
-  return E{} + s;
+  return s - E{};
+}
+
+// Zeroes n accumulators one by one: `E a[n] = {}` makes GCC clear a stack copy with rep stos.
+template <typename E>
+inline void clear(E* a, int n) {
+  for (int i = 0; i < n; ++i) a[i] = E{};
 }
 
 template <typename E>
@@ -84,69 +91,145 @@ inline TapRange tap_range(int64_t oh, int64_t ow, int64_t H, int64_t W, int64_t 
   return r;
 }
 
+inline int64_t min_of(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t max_of(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Output columns [lo, hi) of a row read only taps inside the input (stride s, padding p).
+struct InteriorColumns {
+  int64_t lo, hi;
+};
+
+inline InteriorColumns interior_columns(const ConvGeometry& g) {
+  const int64_t reach = g.dilation * (g.kernel - 1);
+  const int64_t lo = min_of(g.out_width, (g.padding + g.stride - 1) / g.stride);
+  const int64_t last = g.width - 1 + g.padding - reach;  // largest ow * s allowed
+  const int64_t hi = last < 0 ? lo : max_of(lo, min_of(g.out_width, last / g.stride + 1));
+  return {lo, hi};
+}
+
+// Calls f(PB-wide tap range, ow) over a row's outputs: single outputs at the borders (their own
+// column ranges), runs of 4 in the interior, where the taps of all 4 lie in the input.
+template <typename F4, typename F1>
+inline void for_row_outputs(const ConvGeometry& g, int64_t oh, const F4& four, const F1& one) {
+  const int64_t k = g.kernel, s = g.stride, p = g.padding, d = g.dilation;
+  const InteriorColumns in = interior_columns(g);
+  for (int64_t ow = 0; ow < in.lo; ++ow) one(tap_range(oh, ow, g.height, g.width, k, s, p, d), ow);
+  TapRange full = tap_range(oh, in.lo, g.height, g.width, k, s, p, d);
+  full.j0 = 0, full.j1 = k;
+  int64_t ow = in.lo;
+  for (; ow + 4 <= in.hi; ow += 4) four(full, ow);
+  for (; ow < in.hi; ++ow) one(full, ow);
+  for (ow = in.hi; ow < g.out_width; ++ow)
+    one(tap_range(oh, ow, g.height, g.width, k, s, p, d), ow);
+}
+
 #define DATANAS_BLOCK_TYPES(blk)          \
   using E = typename decltype(blk)::Elem; \
   constexpr int K = decltype(blk)::count; \
   constexpr int L = decltype(blk)::lanes
 
-template <typename T>
-void conv_forward(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu) {
-  const int64_t k = g.kernel, d = g.dilation;
-  for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    for (int64_t ow = 0; ow < g.out_width; ++ow) {
-      const TapRange r = tap_range(oh, ow, g.height, g.width, k, g.stride, g.padding, d);
-      T* yp = y + (oh * g.out_width + ow) * C;
-      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
-        DATANAS_BLOCK_TYPES(blk);
-        E acc[K] = {};
-        for (int64_t i = r.i0; i < r.i1; ++i) {
-          for (int64_t j = r.j0; j < r.j1; ++j) {
-            const T* xp = x + ((r.top + i * d) * g.width + r.left + j * d) * C + c0;
-            const T* wp = w + (i * k + j) * C + c0;
-            for (int v = 0; v < K; ++v) {
-              const E xv = load<E>(xp + v * L);
-              acc[v] += load<E>(wp + v * L) * (relu ? relu_of(xv) : xv);
-            }
+// Outputs ow .. ow + PB - 1 of the row whose taps are `r` (the same columns for all PB); each
+// tap's weights are loaded once for the PB outputs.
+template <typename T, bool Relu, int PB>
+inline void conv_outputs(const T* x, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
+                         const TapRange& r, int64_t ow) {
+  const int64_t k = g.kernel, d = g.dilation, s = g.stride, left = ow * s - g.padding;
+  for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+    DATANAS_BLOCK_TYPES(blk);
+    E acc[PB][K];
+    clear(&acc[0][0], PB * K);
+    for (int64_t i = r.i0; i < r.i1; ++i) {
+      const T* x_row = x + (r.top + i * d) * g.width * C + c0;
+      for (int64_t j = r.j0; j < r.j1; ++j) {
+        E wv[K];
+        for (int v = 0; v < K; ++v) wv[v] = load<E>(w + (i * k + j) * C + c0 + v * L);
+        for (int q = 0; q < PB; ++q) {
+          const T* xp = x_row + (left + q * s + j * d) * C;
+          for (int v = 0; v < K; ++v) {
+            const E xv = load<E>(xp + v * L);
+            acc[q][v] += wv[v] * (Relu ? relu_of(xv) : xv);
           }
         }
-        for (int v = 0; v < K; ++v) store(yp + c0 + v * L, acc[v]);
-      });
+      }
     }
+    for (int q = 0; q < PB; ++q)
+      for (int v = 0; v < K; ++v) store(y_row + (ow + q) * C + c0 + v * L, acc[q][v]);
+  });
+}
+
+template <typename T, bool Relu>
+void conv_forward_rows(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g) {
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    T* y_row = y + oh * g.out_width * C;
+    for_row_outputs(
+        g, oh,
+        [&](const TapRange& r, int64_t ow) { conv_outputs<T, Relu, 4>(x, w, y_row, C, g, r, ow); },
+        [&](const TapRange& r, int64_t ow) { conv_outputs<T, Relu, 1>(x, w, y_row, C, g, r, ow); });
   }
 }
 
-// Scatter form: each output's gradient goes to the inputs it read (gx) and to the taps (gw).
+template <typename T>
+void conv_forward(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu) {
+  relu ? conv_forward_rows<T, true>(x, w, y, C, g) : conv_forward_rows<T, false>(x, w, y, C, g);
+}
+
+// Scatter form for outputs ow .. ow + PB - 1: each output's gradient goes to the inputs it read
+// (gx) and to the taps (gw, summed over the PB outputs in registers first).
+template <typename T, bool Relu, int PB>
+inline void conv_output_grads(const T* x, const T* w, const T* gy_row, T* gx, T* gw, int64_t C,
+                              const ConvGeometry& g, const TapRange& r, int64_t ow) {
+  const int64_t k = g.kernel, d = g.dilation, s = g.stride, left = ow * s - g.padding;
+  for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+    DATANAS_BLOCK_TYPES(blk);
+    E up[PB][K];
+    for (int q = 0; q < PB; ++q)
+      for (int v = 0; v < K; ++v) up[q][v] = load<E>(gy_row + (ow + q) * C + c0 + v * L);
+    const E zero{};
+    for (int64_t i = r.i0; i < r.i1; ++i) {
+      const int64_t row = (r.top + i * d) * g.width * C + c0;
+      for (int64_t j = r.j0; j < r.j1; ++j) {
+        const int64_t tap = (i * k + j) * C + c0;
+        E wv[K], tap_grad[K];
+        clear(tap_grad, K);
+        for (int v = 0; v < K; ++v) wv[v] = load<E>(w + tap + v * L);
+        for (int q = 0; q < PB; ++q) {
+          const int64_t at = row + (left + q * s + j * d) * C;
+          for (int v = 0; v < K; ++v) {
+            const E xv = load<E>(x + at + v * L);
+            const E through = Relu ? (xv > zero ? up[q][v] : zero) : up[q][v];
+            tap_grad[v] += up[q][v] * (Relu ? relu_of(xv) : xv);
+            store(gx + at + v * L, load<E>(gx + at + v * L) + wv[v] * through);
+          }
+        }
+        for (int v = 0; v < K; ++v)
+          store(gw + tap + v * L, load<E>(gw + tap + v * L) + tap_grad[v]);
+      }
+    }
+  });
+}
+
+template <typename T, bool Relu>
+void conv_backward_rows(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
+                        const ConvGeometry& g) {
+  for (int64_t e = 0; e < g.height * g.width * C; ++e) gx[e] = T(0);
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    const T* gy_row = gy + oh * g.out_width * C;
+    for_row_outputs(
+        g, oh,
+        [&](const TapRange& r, int64_t ow) {
+          conv_output_grads<T, Relu, 4>(x, w, gy_row, gx, gw, C, g, r, ow);
+        },
+        [&](const TapRange& r, int64_t ow) {
+          conv_output_grads<T, Relu, 1>(x, w, gy_row, gx, gw, C, g, r, ow);
+        });
+  }
+}
+
 template <typename T>
 void conv_backward(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
                    const ConvGeometry& g, bool relu) {
-  const int64_t k = g.kernel, d = g.dilation;
-  for (int64_t e = 0; e < g.height * g.width * C; ++e) gx[e] = T(0);
-  for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    for (int64_t ow = 0; ow < g.out_width; ++ow) {
-      const TapRange r = tap_range(oh, ow, g.height, g.width, k, g.stride, g.padding, d);
-      const T* gyp = gy + (oh * g.out_width + ow) * C;
-      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
-        DATANAS_BLOCK_TYPES(blk);
-        E up[K];
-        for (int v = 0; v < K; ++v) up[v] = load<E>(gyp + c0 + v * L);
-        for (int64_t i = r.i0; i < r.i1; ++i) {
-          for (int64_t j = r.j0; j < r.j1; ++j) {
-            const int64_t at = ((r.top + i * d) * g.width + r.left + j * d) * C + c0;
-            const int64_t tap = (i * k + j) * C + c0;
-            for (int v = 0; v < K; ++v) {
-              const E xv = load<E>(x + at + v * L);
-              const E wv = load<E>(w + tap + v * L);
-              const E zero{};
-              const E through = relu ? (xv > zero ? up[v] : zero) : up[v];
-              store(gw + tap + v * L,
-                    load<E>(gw + tap + v * L) + up[v] * (relu ? relu_of(xv) : xv));
-              store(gx + at + v * L, load<E>(gx + at + v * L) + wv * through);
-            }
-          }
-        }
-      });
-    }
-  }
+  relu ? conv_backward_rows<T, true>(x, w, gy, gx, gw, C, g)
+       : conv_backward_rows<T, false>(x, w, gy, gx, gw, C, g);
 }
 
 // The 3x3 window of output (oh, ow) with padding 1, clipped to the input.
@@ -225,7 +308,8 @@ void avg_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
       T* yp = y + (oh * g.out_width + ow) * C;
       for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
         DATANAS_BLOCK_TYPES(blk);
-        E sum[K] = {};
+        E sum[K];
+        clear(sum, K);
         for (int64_t i = r.i0; i < r.i1; ++i) {
           for (int64_t j = r.j0; j < r.j1; ++j) {
             const T* xp = x + ((r.top + i) * g.width + r.left + j) * C + c0;
@@ -267,7 +351,8 @@ inline void pointwise_pixels(const T* x, const T* wt, T* y, int64_t inputs, int6
                              int64_t p) {
   for_channel_blocks<T>(outputs, [&](auto blk, int64_t o0) {
     DATANAS_BLOCK_TYPES(blk);
-    E acc[PB][K] = {};
+    E acc[PB][K];
+    clear(&acc[0][0], PB * K);
     for (int64_t i = 0; i < inputs; ++i) {
       const T* wp = wt + i * outputs + o0;
       E wv[K];
@@ -285,8 +370,9 @@ inline void pointwise_pixels(const T* x, const T* wt, T* y, int64_t inputs, int6
 template <typename T>
 void pointwise(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
                int64_t end) {
+  // 6 pixels x 2 vectors: 12 accumulators, the most 16 vector registers hold beside the weights.
   int64_t p = begin;
-  for (; p + 4 <= end; p += 4) pointwise_pixels<T, 4>(x, wt, y, inputs, outputs, p);
+  for (; p + 6 <= end; p += 6) pointwise_pixels<T, 6>(x, wt, y, inputs, outputs, p);
   for (; p < end; ++p) pointwise_pixels<T, 1>(x, wt, y, inputs, outputs, p);
 }
 
@@ -300,7 +386,8 @@ void pointwise_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t out
     const int rows = outputs - o < kRows ? static_cast<int>(outputs - o) : kRows;
     for_channel_blocks<T>(inputs, [&](auto blk, int64_t i0) {
       DATANAS_BLOCK_TYPES(blk);
-      E acc[kRows][K] = {};
+      E acc[kRows][K];
+      clear(&acc[0][0], kRows * K);
       for (int64_t p = begin; p < end; ++p) {
         E xv[K];
         for (int v = 0; v < K; ++v) xv[v] = load<E>(x + p * inputs + i0 + v * L);
