@@ -121,10 +121,12 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
       at::Tensor* o = out[t];
       o[0] = torch::empty_like(gy), o[1] = torch::empty_like(x), o[2] = torch::zeros_like(w);
       o[3] = torch::empty_like(x), o[4] = torch::empty_like(x), o[5] = torch::empty({7, 13});
+      std::vector<float> scratch(kernels::nhwc_conv_scratch_elements(g, C));
       table.conv_forward(x.data_ptr<float>(), w.data_ptr<float>(), o[0].data_ptr<float>(), C, g,
-                         true);
+                         true, scratch.data());
       table.conv_backward(x.data_ptr<float>(), w.data_ptr<float>(), gy.data_ptr<float>(),
-                          o[1].data_ptr<float>(), o[2].data_ptr<float>(), C, g, true);
+                          o[1].data_ptr<float>(), o[2].data_ptr<float>(), C, g, true,
+                          scratch.data());
       table.max_pool_forward(x.data_ptr<float>(), o[3].data_ptr<float>(), C, pg);
       table.max_pool_backward(x.data_ptr<float>(), pool_gy.data_ptr<float>(),
                               o[4].data_ptr<float>(), C, pg);

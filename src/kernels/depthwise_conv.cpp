@@ -79,8 +79,10 @@ void forward_nhwc(const at::Tensor& x, const at::Tensor& w, at::Tensor& y,
   const T* xp = x.data_ptr<T>();
   const T* wp = taps.data_ptr<T>();
   T* yp = y.data_ptr<T>();
-  kernels::for_each_sample(
-      x.size(0), [&](int64_t n) { k.conv_forward(xp + n * in, wp, yp + n * out, C, g, relu); });
+  kernels::for_each_sample<T>(x.size(0), kernels::nhwc_conv_scratch_elements(g, C),
+                              [&](int64_t n, T* scratch) {
+                                k.conv_forward(xp + n * in, wp, yp + n * out, C, g, relu, scratch);
+                              });
 }
 
 // Returns the weight gradient (C, 1, k, k); per-sample partials keep the sum thread-independent.
@@ -97,9 +99,11 @@ at::Tensor backward_nhwc(const at::Tensor& x, const at::Tensor& w, const at::Ten
   const T* gyp = gy.data_ptr<T>();
   T* gxp = gx.data_ptr<T>();
   T* gwp = gw_samples.data_ptr<T>();
-  kernels::for_each_sample(x.size(0), [&](int64_t n) {
-    k.conv_backward(xp + n * in, wp, gyp + n * out, gxp + n * in, gwp + n * taps * C, C, g, relu);
-  });
+  kernels::for_each_sample<T>(x.size(0), kernels::nhwc_conv_scratch_elements(g, C),
+                              [&](int64_t n, T* scratch) {
+                                k.conv_backward(xp + n * in, wp, gyp + n * out, gxp + n * in,
+                                                gwp + n * taps * C, C, g, relu, scratch);
+                              });
   return gw_samples.sum(0).t().reshape(w.sizes());
 }
 

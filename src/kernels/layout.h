@@ -3,6 +3,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "kernels/nhwc_kernels.h"
 #include "kernels/plane_parallel.h"
 
@@ -33,6 +36,15 @@ template <typename Fn>
 void for_each_sample(int64_t N, const Fn& fn) {
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) fn(n);
+  });
+}
+
+// fn(n, scratch) for every sample, with `scratch_elements` of scratch per task.
+template <typename T, typename Fn>
+void for_each_sample(int64_t N, int64_t scratch_elements, const Fn& fn) {
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> scratch(static_cast<size_t>(std::max<int64_t>(1, scratch_elements)));
+    for (int64_t n = begin; n < end; ++n) fn(n, scratch.data());
   });
 }
 

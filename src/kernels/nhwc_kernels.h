@@ -14,11 +14,13 @@ namespace kernels {
 
 template <typename T>
 struct NhwcKernels {
-  // One sample: x (H, W, C), w (k*k, C) tap-major, y (Ho, Wo, C) = conv(relu ? relu(x) : x, w).
-  void (*conv_forward)(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu);
+  // One sample: x (H, W, C), w (k*k, C) tap-major, y (Ho, Wo, C) = conv(relu ? relu(x) : x, w);
+  // scratch holds nhwc_conv_scratch_elements(g, C).
+  void (*conv_forward)(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu,
+                       T* scratch);
   // One sample: gx (H, W, C) overwritten, gw (k*k, C) accumulated into.
   void (*conv_backward)(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
-                        const ConvGeometry& g, bool relu);
+                        const ConvGeometry& g, bool relu, T* scratch);
   // One sample of 3x3 pooling with padding 1; backward overwrites gx. Max pooling sends each
   // gradient to the first maximum in row-major tap order, as LibTorch does.
   void (*max_pool_forward)(const T* x, T* y, int64_t C, const PoolGeometry& g);
@@ -45,6 +47,9 @@ struct NhwcKernels {
   void (*normalize_backward)(const T* x, const T* gy, T* gx, int64_t C, int64_t begin, int64_t end,
                              const T* a, const T* b, const T* c0);
 };
+
+// Elements of scratch memory a convolution call on one sample needs.
+int64_t nhwc_conv_scratch_elements(const ConvGeometry& g, int64_t C);
 
 namespace portable {
 const NhwcKernels<float>& nhwc_kernels_f32();

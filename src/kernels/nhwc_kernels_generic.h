@@ -1,80 +1,18 @@
 // The NHWC kernels, included by nhwc_kernels_portable.cpp and nhwc_kernels_avx2.cpp; each file
 // gets its own copy (internal linkage; namespace nhwc keeps them apart from the NCHW plane
-// kernels). Channels go in blocks: two vectors (2 x 8 floats with AVX), one, then single values.
-// The vectors are GCC/Clang vector extensions, so the AVX2 file gets ymm registers and FMA, the
-// portable one whatever its target has; a block's accumulators are locals kept in registers.
+// kernels). Channels go in blocks of simd_generic.h: two vectors (2 x 8 floats with AVX), one,
+// then single values; a block's accumulators are locals kept in registers.
 #pragma once
 #include <cstdint>
 
 #include "kernels/nhwc_kernels.h"
+#include "kernels/simd_generic.h"
 
 namespace datanas {
 namespace kernels {
 namespace nhwc {
 namespace {
-
-// The target's vector width: 32 bytes where AVX is on (the AVX2 file), else 16 (SSE2, NEON).
-#if defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
-
-template <typename T>
-struct Simd {
-  typedef T Vec __attribute__((vector_size(kVectorBytes)));
-  static constexpr int lanes = kVectorBytes / sizeof(T);
-};
-
-// K elements of type E (a vector or the scalar T) cover `width` channels.
-template <typename E, int K, int Lanes>
-struct Block {
-  using Elem = E;
-  static constexpr int count = K;
-  static constexpr int lanes = Lanes;
-  static constexpr int width = K * Lanes;
-};
-
-template <typename E, typename T>
-inline E load(const T* p) {
-  E v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
-template <typename E, typename T>
-inline void store(T* p, const E& v) {
-  __builtin_memcpy(p, &v, sizeof v);
-}
-
-// s in every lane (s - 0 folds to s exactly, unlike 0 + s, which is wrong for s = -0).
-template <typename E, typename T>
-inline E splat(T s) {
-  return s - E{};
-}
-
-// Zeroes n accumulators one by one: `E a[n] = {}` makes GCC clear a stack copy with rep stos.
-template <typename E>
-inline void clear(E* a, int n) {
-  for (int i = 0; i < n; ++i) a[i] = E{};
-}
-
-template <typename E>
-inline E relu_of(E v) {
-  const E zero{};
-  return v > zero ? v : zero;
-}
-
-// f(Block, c0) for channel blocks [c0, c0 + Block::width) covering [0, C).
-template <typename T, typename F>
-inline void for_channel_blocks(int64_t C, const F& f) {
-  using V = typename Simd<T>::Vec;
-  constexpr int L = Simd<T>::lanes;
-  int64_t c0 = 0;
-  for (; c0 + 2 * L <= C; c0 += 2 * L) f(Block<V, 2, L>{}, c0);
-  for (; c0 + L <= C; c0 += L) f(Block<V, 1, L>{}, c0);
-  for (; c0 < C; ++c0) f(Block<T, 1, 1>{}, c0);
-}
+using namespace simd;
 
 // The taps of output (oh, ow) that fall inside the input: rows i in [i0, i1), columns [j0, j1).
 struct TapRange {
@@ -91,64 +29,59 @@ inline TapRange tap_range(int64_t oh, int64_t ow, int64_t H, int64_t W, int64_t 
   return r;
 }
 
-inline int64_t min_of(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t max_of(int64_t a, int64_t b) { return a > b ? a : b; }
-
-// Output columns [lo, hi) of a row read only taps inside the input (stride s, padding p).
-struct InteriorColumns {
-  int64_t lo, hi;
-};
-
-inline InteriorColumns interior_columns(const ConvGeometry& g) {
-  const int64_t reach = g.dilation * (g.kernel - 1);
-  const int64_t lo = min_of(g.out_width, (g.padding + g.stride - 1) / g.stride);
-  const int64_t last = g.width - 1 + g.padding - reach;  // largest ow * s allowed
-  const int64_t hi = last < 0 ? lo : max_of(lo, min_of(g.out_width, last / g.stride + 1));
-  return {lo, hi};
-}
-
-// Calls f(PB-wide tap range, ow) over a row's outputs: single outputs at the borders (their own
-// column ranges), runs of 4 in the interior, where the taps of all 4 lie in the input.
-template <typename F4, typename F1>
-inline void for_row_outputs(const ConvGeometry& g, int64_t oh, const F4& four, const F1& one) {
-  const int64_t k = g.kernel, s = g.stride, p = g.padding, d = g.dilation;
-  const InteriorColumns in = interior_columns(g);
-  for (int64_t ow = 0; ow < in.lo; ++ow) one(tap_range(oh, ow, g.height, g.width, k, s, p, d), ow);
-  TapRange full = tap_range(oh, in.lo, g.height, g.width, k, s, p, d);
-  full.j0 = 0, full.j1 = k;
-  int64_t ow = in.lo;
-  for (; ow + 4 <= in.hi; ow += 4) four(full, ow);
-  for (; ow < in.hi; ++ow) one(full, ow);
-  for (ow = in.hi; ow < g.out_width; ++ow)
-    one(tap_range(oh, ow, g.height, g.width, k, s, p, d), ow);
-}
-
 #define DATANAS_BLOCK_TYPES(blk)          \
   using E = typename decltype(blk)::Elem; \
   constexpr int K = decltype(blk)::count; \
   constexpr int L = decltype(blk)::lanes
 
-// Outputs ow .. ow + PB - 1 of the row whose taps are `r` (the same columns for all PB); each
-// tap's weights are loaded once for the PB outputs.
-template <typename T, bool Relu, int PB>
-inline void conv_outputs(const T* x, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
-                         const TapRange& r, int64_t ow) {
-  const int64_t k = g.kernel, d = g.dilation, s = g.stride, left = ow * s - g.padding;
+// The convolutions first copy a sample into scratch with its zero border (and the ReLU applied,
+// which is 0 on the border too): then every output reads only in-bounds taps, and the ReLU runs
+// once per input instead of once per tap.
+struct PaddedPlane {
+  int64_t height, width;  // with the border
+};
+
+inline PaddedPlane padded(const ConvGeometry& g) {
+  return {g.height + 2 * g.padding, g.width + 2 * g.padding};
+}
+
+template <typename T>
+void pad_sample(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu) {
+  const PaddedPlane pp = padded(g);
+  const int64_t row = pp.width * C, border = g.padding * C, inner = g.width * C;
+  for (int64_t e = 0; e < g.padding * row; ++e) out[e] = T(0);
+  for (int64_t h = 0; h < g.height; ++h) {
+    T* dst = out + (h + g.padding) * row;
+    const T* src = x + h * inner;
+    for (int64_t e = 0; e < border; ++e) dst[e] = T(0);
+    if (relu) {
+      for (int64_t e = 0; e < inner; ++e) dst[border + e] = src[e] > T(0) ? src[e] : T(0);
+    } else {
+      for (int64_t e = 0; e < inner; ++e) dst[border + e] = src[e];
+    }
+    for (int64_t e = border + inner; e < row; ++e) dst[e] = T(0);
+  }
+  for (int64_t e = (g.padding + g.height) * row; e < pp.height * row; ++e) out[e] = T(0);
+}
+
+// Outputs ow .. ow + PB - 1 of row oh from the padded sample P; each tap's weights are loaded
+// once for the PB outputs.
+template <typename T, int PB>
+inline void conv_outputs(const T* P, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
+                         int64_t oh, int64_t ow) {
+  const int64_t k = g.kernel, d = g.dilation, s = g.stride, pitch = padded(g).width * C;
   for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
     DATANAS_BLOCK_TYPES(blk);
     E acc[PB][K];
     clear(&acc[0][0], PB * K);
-    for (int64_t i = r.i0; i < r.i1; ++i) {
-      const T* x_row = x + (r.top + i * d) * g.width * C + c0;
-      for (int64_t j = r.j0; j < r.j1; ++j) {
+    for (int64_t i = 0; i < k; ++i) {
+      const T* row = P + (oh * s + i * d) * pitch + ow * s * C + c0;
+      for (int64_t j = 0; j < k; ++j) {
         E wv[K];
         for (int v = 0; v < K; ++v) wv[v] = load<E>(w + (i * k + j) * C + c0 + v * L);
         for (int q = 0; q < PB; ++q) {
-          const T* xp = x_row + (left + q * s + j * d) * C;
-          for (int v = 0; v < K; ++v) {
-            const E xv = load<E>(xp + v * L);
-            acc[q][v] += wv[v] * (Relu ? relu_of(xv) : xv);
-          }
+          const T* xp = row + (q * s + j * d) * C;
+          for (int v = 0; v < K; ++v) acc[q][v] += wv[v] * load<E>(xp + v * L);
         }
       }
     }
@@ -157,48 +90,47 @@ inline void conv_outputs(const T* x, const T* w, T* y_row, int64_t C, const Conv
   });
 }
 
-template <typename T, bool Relu>
-void conv_forward_rows(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g) {
-  for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    T* y_row = y + oh * g.out_width * C;
-    for_row_outputs(
-        g, oh,
-        [&](const TapRange& r, int64_t ow) { conv_outputs<T, Relu, 4>(x, w, y_row, C, g, r, ow); },
-        [&](const TapRange& r, int64_t ow) { conv_outputs<T, Relu, 1>(x, w, y_row, C, g, r, ow); });
-  }
+// Scratch: the padded sample, and (backward) its padded input gradient.
+inline int64_t conv_scratch(const ConvGeometry& g, int64_t C) {
+  const PaddedPlane pp = padded(g);
+  return 2 * pp.height * pp.width * C;
 }
 
 template <typename T>
-void conv_forward(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu) {
-  relu ? conv_forward_rows<T, true>(x, w, y, C, g) : conv_forward_rows<T, false>(x, w, y, C, g);
+void conv_forward(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu,
+                  T* scratch) {
+  pad_sample(x, scratch, C, g, relu);
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    T* y_row = y + oh * g.out_width * C;
+    int64_t ow = 0;
+    for (; ow + 4 <= g.out_width; ow += 4) conv_outputs<T, 4>(scratch, w, y_row, C, g, oh, ow);
+    for (; ow < g.out_width; ++ow) conv_outputs<T, 1>(scratch, w, y_row, C, g, oh, ow);
+  }
 }
 
-// Scatter form for outputs ow .. ow + PB - 1: each output's gradient goes to the inputs it read
-// (gx) and to the taps (gw, summed over the PB outputs in registers first).
-template <typename T, bool Relu, int PB>
-inline void conv_output_grads(const T* x, const T* w, const T* gy_row, T* gx, T* gw, int64_t C,
-                              const ConvGeometry& g, const TapRange& r, int64_t ow) {
-  const int64_t k = g.kernel, d = g.dilation, s = g.stride, left = ow * s - g.padding;
+// Scatter form for outputs ow .. ow + PB - 1: each output's gradient goes to the padded inputs
+// it read (G) and to the taps (gw, summed over the PB outputs in registers first).
+template <typename T, int PB>
+inline void conv_output_grads(const T* P, const T* w, const T* gy_row, T* G, T* gw, int64_t C,
+                              const ConvGeometry& g, int64_t oh, int64_t ow) {
+  const int64_t k = g.kernel, d = g.dilation, s = g.stride, pitch = padded(g).width * C;
   for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
     DATANAS_BLOCK_TYPES(blk);
     E up[PB][K];
     for (int q = 0; q < PB; ++q)
       for (int v = 0; v < K; ++v) up[q][v] = load<E>(gy_row + (ow + q) * C + c0 + v * L);
-    const E zero{};
-    for (int64_t i = r.i0; i < r.i1; ++i) {
-      const int64_t row = (r.top + i * d) * g.width * C + c0;
-      for (int64_t j = r.j0; j < r.j1; ++j) {
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t row = (oh * s + i * d) * pitch + ow * s * C + c0;
+      for (int64_t j = 0; j < k; ++j) {
         const int64_t tap = (i * k + j) * C + c0;
         E wv[K], tap_grad[K];
         clear(tap_grad, K);
         for (int v = 0; v < K; ++v) wv[v] = load<E>(w + tap + v * L);
         for (int q = 0; q < PB; ++q) {
-          const int64_t at = row + (left + q * s + j * d) * C;
+          const int64_t at = row + (q * s + j * d) * C;
           for (int v = 0; v < K; ++v) {
-            const E xv = load<E>(x + at + v * L);
-            const E through = Relu ? (xv > zero ? up[q][v] : zero) : up[q][v];
-            tap_grad[v] += up[q][v] * (Relu ? relu_of(xv) : xv);
-            store(gx + at + v * L, load<E>(gx + at + v * L) + wv[v] * through);
+            tap_grad[v] += up[q][v] * load<E>(P + at + v * L);
+            store(G + at + v * L, load<E>(G + at + v * L) + wv[v] * up[q][v]);
           }
         }
         for (int v = 0; v < K; ++v)
@@ -208,28 +140,33 @@ inline void conv_output_grads(const T* x, const T* w, const T* gy_row, T* gx, T*
   });
 }
 
-template <typename T, bool Relu>
-void conv_backward_rows(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
-                        const ConvGeometry& g) {
-  for (int64_t e = 0; e < g.height * g.width * C; ++e) gx[e] = T(0);
-  for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    const T* gy_row = gy + oh * g.out_width * C;
-    for_row_outputs(
-        g, oh,
-        [&](const TapRange& r, int64_t ow) {
-          conv_output_grads<T, Relu, 4>(x, w, gy_row, gx, gw, C, g, r, ow);
-        },
-        [&](const TapRange& r, int64_t ow) {
-          conv_output_grads<T, Relu, 1>(x, w, gy_row, gx, gw, C, g, r, ow);
-        });
-  }
-}
-
 template <typename T>
 void conv_backward(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
-                   const ConvGeometry& g, bool relu) {
-  relu ? conv_backward_rows<T, true>(x, w, gy, gx, gw, C, g)
-       : conv_backward_rows<T, false>(x, w, gy, gx, gw, C, g);
+                   const ConvGeometry& g, bool relu, T* scratch) {
+  const PaddedPlane pp = padded(g);
+  T* P = scratch;
+  T* G = scratch + pp.height * pp.width * C;
+  pad_sample(x, P, C, g, relu);
+  for (int64_t e = 0; e < pp.height * pp.width * C; ++e) G[e] = T(0);
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    const T* gy_row = gy + oh * g.out_width * C;
+    int64_t ow = 0;
+    for (; ow + 4 <= g.out_width; ow += 4)
+      conv_output_grads<T, 4>(P, w, gy_row, G, gw, C, g, oh, ow);
+    for (; ow < g.out_width; ++ow) conv_output_grads<T, 1>(P, w, gy_row, G, gw, C, g, oh, ow);
+  }
+  // The inner part of G is the input gradient; the ReLU passes it where x > 0.
+  const int64_t inner = g.width * C;
+  for (int64_t h = 0; h < g.height; ++h) {
+    const T* src = G + (h + g.padding) * pp.width * C + g.padding * C;
+    const T* xr = x + h * inner;
+    T* dst = gx + h * inner;
+    if (relu) {
+      for (int64_t e = 0; e < inner; ++e) dst[e] = xr[e] > T(0) ? src[e] : T(0);
+    } else {
+      for (int64_t e = 0; e < inner; ++e) dst[e] = src[e];
+    }
+  }
 }
 
 // The 3x3 window of output (oh, ow) with padding 1, clipped to the input.

@@ -1,7 +1,12 @@
+#include "kernels/flat_kernels_generic.h"
 #include "kernels/nhwc_kernels_generic.h"
 
 namespace datanas {
 namespace kernels {
+int64_t nhwc_conv_scratch_elements(const ConvGeometry& g, int64_t C) {
+  return nhwc::conv_scratch(g, C);
+}
+
 namespace portable {
 
 const NhwcKernels<float>& nhwc_kernels_f32() {
@@ -14,11 +19,29 @@ const NhwcKernels<double>& nhwc_kernels_f64() {
   return table;
 }
 
+const FlatKernels<float>& flat_kernels_f32() {
+  static const FlatKernels<float> table = flat::generic_flat_table<float>();
+  return table;
+}
+
+const FlatKernels<double>& flat_kernels_f64() {
+  static const FlatKernels<double> table = flat::generic_flat_table<double>();
+  return table;
+}
+
 }  // namespace portable
 
-const NhwcKernels<float>& best_nhwc_kernels_f32() {
+static bool cpu_has_avx2_fma() {
   static const bool simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return simd ? avx2::nhwc_kernels_f32() : portable::nhwc_kernels_f32();
+  return simd;
+}
+
+const NhwcKernels<float>& best_nhwc_kernels_f32() {
+  return cpu_has_avx2_fma() ? avx2::nhwc_kernels_f32() : portable::nhwc_kernels_f32();
+}
+
+const FlatKernels<float>& best_flat_kernels_f32() {
+  return cpu_has_avx2_fma() ? avx2::flat_kernels_f32() : portable::flat_kernels_f32();
 }
 
 }  // namespace kernels

@@ -3,45 +3,55 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include "kernels/weighted_sum.h"
 #include "space/op_blocks.h"
 #include "space/ops.h"
 
 namespace datanas {
 
-MixedOpImpl::MixedOpImpl(int64_t channels, int64_t stride, KernelBackend kernels) {
+MixedOpImpl::MixedOpImpl(int64_t channels, int64_t stride, KernelBackend kernels)
+    : kernels_(kernels) {
   const auto& names = cnn_op_names();
   for (size_t k = 0; k < names.size(); ++k) {
-    ops_.push_back(make_cnn_op(names[k], channels, stride, /*affine=*/false, /*pool_bn=*/true,
-                               kernels));
+    ops_.push_back(
+        make_cnn_op(names[k], channels, stride, /*affine=*/false, /*pool_bn=*/true, kernels));
     register_module(names[k], ops_.back().ptr());
   }
 }
 
-at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row,
-                                const uint8_t* selected, ExecMode mode) {
-  at::Tensor sum;
-  auto accumulate = [&](const at::Tensor& term) { sum = sum.defined() ? sum + term : term; };
+at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row, const uint8_t* selected,
+                                ExecMode mode) {
+  std::vector<int64_t> index;  // the ops that contribute, and their outputs
+  std::vector<at::Tensor> values;
   for (size_t k = 0; k < ops_.size(); ++k) {
     if (mode == ExecMode::kDense) {
-      accumulate(row[k] * ops_[k].forward(x));
+      index.push_back(static_cast<int64_t>(k));
+      values.push_back(ops_[k].forward(x));
       continue;
     }
     // `none` outputs zeros: it adds nothing to the output nor to any gradient.
     if (static_cast<int>(k) == kNoneOp) continue;
     if (selected[k]) {
-      at::Tensor out = ops_[k].forward(x);
-      // A weight of exactly 1 that carries no gradient (a lone selection in the weight step)
-      // changes nothing: skip the multiplication.
-      const bool unit = !row.requires_grad() && row[k].item<float>() == 1.0f;
-      accumulate(unit ? out : row[k] * out);
+      index.push_back(static_cast<int64_t>(k));
+      values.push_back(ops_[k].forward(x));
     } else if (mode == ExecMode::kArchitecture) {
-      at::Tensor value;
-      {
-        at::NoGradGuard no_grad;
-        value = ops_[k].forward(x);
-      }
-      accumulate(row[k] * value);
+      at::NoGradGuard no_grad;
+      index.push_back(static_cast<int64_t>(k));
+      values.push_back(ops_[k].forward(x));
     }
+  }
+  if (values.empty()) return {};
+  // A lone weight of exactly 1 that carries no gradient (a single selection in the weight step)
+  // changes nothing: skip the multiplication.
+  if (values.size() == 1 && !row.requires_grad() && row[index[0]].item<float>() == 1.0f)
+    return values[0];
+  if (kernels_ == KernelBackend::kNative && use_native_kernels(kernels_, x) &&
+      can_weight_natively(values) && row.scalar_type() == values[0].scalar_type())
+    return native_weighted_sum(values, row, index);
+  at::Tensor sum;
+  for (size_t j = 0; j < values.size(); ++j) {
+    at::Tensor term = row[index[j]] * values[j];
+    sum = sum.defined() ? sum + term : term;
   }
   return sum;
 }
@@ -50,11 +60,14 @@ at::Tensor MixedOpImpl::zero_output(const at::Tensor& x) { return ops_[kNoneOp].
 
 SearchCellImpl::SearchCellImpl(const SearchCellOptions& o) : options_(o) {
   if (o.reduction_prev) {
-    preprocess0_ = torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, false, o.kernels));
+    preprocess0_ =
+        torch::nn::AnyModule(FactorizedReduce(o.channels_prev_prev, o.channels, false, o.kernels));
   } else {
-    preprocess0_ = torch::nn::AnyModule(ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, false, o.kernels));
+    preprocess0_ = torch::nn::AnyModule(
+        ReLUConvBN(o.channels_prev_prev, o.channels, 1, 1, 0, false, o.kernels));
   }
-  preprocess1_ = torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, false, o.kernels));
+  preprocess1_ =
+      torch::nn::AnyModule(ReLUConvBN(o.channels_prev, o.channels, 1, 1, 0, false, o.kernels));
   register_module("preprocess0", preprocess0_.ptr());
   register_module("preprocess1", preprocess1_.ptr());
   for (int node = 0; node < o.space.nodes; ++node) {

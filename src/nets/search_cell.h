@@ -1,15 +1,15 @@
 // The supernet cell: every edge holds all candidate ops (MixedOp); what runs is decided per
 // forward by CellWeights and ExecMode.
 #pragma once
-#include <vector>
-
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
 #include <torch/nn/modules/container/modulelist.h>
 
+#include <vector>
+
+#include "kernels/kernel_backend.h"
 #include "space/cell_space.h"
 #include "space/cell_weights.h"
-#include "kernels/kernel_backend.h"
 
 namespace datanas {
 
@@ -17,13 +17,15 @@ class MixedOpImpl : public torch::nn::Module {
  public:
   MixedOpImpl(int64_t channels, int64_t stride, KernelBackend kernels = KernelBackend::kTorch);
   // `row` is the (ops) weight row of this edge. Outside kDense, an edge none of whose ops
-  // contributes returns an undefined tensor (its output is zero): callers skip it.
+  // contributes returns an undefined tensor (its output is zero): callers skip it. With native
+  // kernels the weighted sum of the op outputs is one kernel (kernels/weighted_sum.h).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& row, const uint8_t* selected,
                      ExecMode mode);
   // The zero output this edge gives for input `x`.
   at::Tensor zero_output(const at::Tensor& x);
 
  private:
+  KernelBackend kernels_;
   std::vector<torch::nn::AnyModule> ops_;
 };
 TORCH_MODULE(MixedOp);

@@ -1,0 +1,64 @@
+// The flat kernels of flat_kernels.h, included by the portable and the AVX2 kernel files (each
+// gets its own copy, internal linkage).
+#pragma once
+#include <cstdint>
+
+#include "kernels/flat_kernels.h"
+#include "kernels/simd_generic.h"
+
+namespace datanas {
+namespace kernels {
+namespace flat {
+namespace {
+using namespace simd;
+
+template <typename T>
+void weighted_sum(const T* const* values, const T* w, int count, T* y, int64_t begin, int64_t end) {
+  using V = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::lanes;
+  V wv[kMaxWeightedTerms];
+  for (int k = 0; k < count; ++k) wv[k] = splat<V>(w[k]);
+  int64_t e = begin;
+  for (; e + L <= end; e += L) {
+    V acc = wv[0] * load<V>(values[0] + e);
+    for (int k = 1; k < count; ++k) acc += wv[k] * load<V>(values[k] + e);
+    store(y + e, acc);
+  }
+  for (; e < end; ++e) {
+    T acc = w[0] * values[0][e];
+    for (int k = 1; k < count; ++k) acc += w[k] * values[k][e];
+    y[e] = acc;
+  }
+}
+
+template <typename T>
+void dots(const T* const* values, int count, const T* g, double* out, int64_t begin, int64_t end) {
+  using V = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::lanes;
+  V acc[kMaxWeightedTerms];
+  clear(acc, count);
+  int64_t e = begin;
+  for (; e + L <= end; e += L) {
+    const V gv = load<V>(g + e);
+    for (int k = 0; k < count; ++k) acc[k] += load<V>(values[k] + e) * gv;
+  }
+  for (int k = 0; k < count; ++k) {
+    double sum = 0.0;
+    for (int lane = 0; lane < L; ++lane) sum += static_cast<double>(acc[k][lane]);
+    for (int64_t t = e; t < end; ++t) sum += static_cast<double>(values[k][t] * g[t]);
+    out[k] += sum;
+  }
+}
+
+template <typename T>
+FlatKernels<T> generic_flat_table() {
+  FlatKernels<T> t;
+  t.weighted_sum = weighted_sum<T>;
+  t.dots = dots<T>;
+  return t;
+}
+
+}  // namespace
+}  // namespace flat
+}  // namespace kernels
+}  // namespace datanas

@@ -1,0 +1,79 @@
+// Vector helpers of the generic kernels (nhwc_kernels_generic.h, flat_kernels_generic.h): GCC/Clang
+// vector extensions, so a file built with -mavx2 -mfma gets ymm registers and FMA and the
+// portable one whatever its target has. Internal linkage, no standard-library templates: the
+// AVX2 copy can never be merged into code that runs on other CPUs.
+#pragma once
+#include <cstdint>
+
+namespace datanas {
+namespace kernels {
+namespace simd {
+namespace {
+
+// The target's vector width: 32 bytes where AVX is on (the AVX2 file), else 16 (SSE2, NEON).
+#if defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
+template <typename T>
+struct Simd {
+  typedef T Vec __attribute__((vector_size(kVectorBytes)));
+  static constexpr int lanes = kVectorBytes / sizeof(T);
+};
+
+// K elements of type E (a vector or the scalar T) cover `width` channels.
+template <typename E, int K, int Lanes>
+struct Block {
+  using Elem = E;
+  static constexpr int count = K;
+  static constexpr int lanes = Lanes;
+  static constexpr int width = K * Lanes;
+};
+
+template <typename E, typename T>
+inline E load(const T* p) {
+  E v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename E, typename T>
+inline void store(T* p, const E& v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+
+// s in every lane (s - 0 folds to s exactly, unlike 0 + s, which is wrong for s = -0).
+template <typename E, typename T>
+inline E splat(T s) {
+  return s - E{};
+}
+
+// Zeroes n accumulators one by one: `E a[n] = {}` makes GCC clear a stack copy with rep stos.
+template <typename E>
+inline void clear(E* a, int n) {
+  for (int i = 0; i < n; ++i) a[i] = E{};
+}
+
+template <typename E>
+inline E relu_of(E v) {
+  const E zero{};
+  return v > zero ? v : zero;
+}
+
+// f(Block, c0) for channel blocks [c0, c0 + Block::width) covering [0, C).
+template <typename T, typename F>
+inline void for_channel_blocks(int64_t C, const F& f) {
+  using V = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::lanes;
+  int64_t c0 = 0;
+  for (; c0 + 2 * L <= C; c0 += 2 * L) f(Block<V, 2, L>{}, c0);
+  for (; c0 + L <= C; c0 += L) f(Block<V, 1, L>{}, c0);
+  for (; c0 < C; ++c0) f(Block<T, 1, 1>{}, c0);
+}
+
+}  // namespace
+}  // namespace simd
+}  // namespace kernels
+}  // namespace datanas

@@ -1,0 +1,137 @@
+#include "kernels/weighted_sum.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "kernels/flat_kernels.h"
+#include "kernels/layout.h"
+#include "util/error.h"
+
+namespace datanas {
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+constexpr int64_t kChunk = 16384;  // elements per task
+
+template <typename T>
+const kernels::FlatKernels<T>& flat_table();
+template <>
+const kernels::FlatKernels<float>& flat_table<float>() {
+  return kernels::best_flat_kernels_f32();
+}
+template <>
+const kernels::FlatKernels<double>& flat_table<double>() {
+  return kernels::best_flat_kernels_f64();
+}
+
+template <typename T>
+std::vector<const T*> pointers(at::TensorList values) {
+  std::vector<const T*> out;
+  for (const at::Tensor& v : values) out.push_back(v.data_ptr<T>());
+  return out;
+}
+
+template <typename T>
+std::vector<T> gathered(const at::Tensor& w, const std::vector<int64_t>& index) {
+  const at::Tensor c = w.contiguous();
+  std::vector<T> out;
+  for (int64_t i : index) out.push_back(c.data_ptr<T>()[i]);
+  return out;
+}
+
+template <typename T>
+void sum_typed(at::TensorList values, const std::vector<T>& w, at::Tensor& y) {
+  const auto& k = flat_table<T>();
+  const std::vector<const T*> v = pointers<T>(values);
+  T* yp = y.data_ptr<T>();
+  const int count = static_cast<int>(v.size());
+  kernels::for_each_pixel_chunk(y.numel(), kChunk, [&](int64_t, int64_t b, int64_t e) {
+    k.weighted_sum(v.data(), w.data(), count, yp, b, e);
+  });
+}
+
+// Per-chunk partial dot products, summed in chunk order (independent of the thread count).
+template <typename T>
+std::vector<double> dots_typed(at::TensorList values, const at::Tensor& g) {
+  const auto& k = flat_table<T>();
+  const std::vector<const T*> v = pointers<T>(values);
+  const int64_t n = g.numel(), count = static_cast<int64_t>(v.size());
+  const int64_t tasks = (n + kChunk - 1) / kChunk;
+  std::vector<double> parts(tasks * count, 0.0);
+  const T* gp = g.data_ptr<T>();
+  kernels::for_each_pixel_chunk(n, kChunk, [&](int64_t t, int64_t b, int64_t e) {
+    k.dots(v.data(), static_cast<int>(count), gp, &parts[t * count], b, e);
+  });
+  std::vector<double> out(count, 0.0);
+  for (int64_t t = 0; t < tasks; ++t)
+    for (int64_t j = 0; j < count; ++j) out[j] += parts[t * count + j];
+  return out;
+}
+
+struct WeightedSumFunction : public torch::autograd::Function<WeightedSumFunction> {
+  static at::Tensor forward(AutogradContext* ctx, at::TensorList values, const at::Tensor& w,
+                            const std::vector<int64_t>& index) {
+    at::Tensor y =
+        at::empty_like(values[0], values[0].options(), values[0].suggest_memory_format());
+    if (y.scalar_type() == at::kFloat) {
+      sum_typed<float>(values, gathered<float>(w, index), y);
+    } else {
+      sum_typed<double>(values, gathered<double>(w, index), y);
+    }
+    variable_list saved(values.begin(), values.end());
+    saved.push_back(w);
+    ctx->save_for_backward(saved);
+    ctx->saved_data["index"] = index;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list saved = ctx->get_saved_variables();
+    const at::Tensor w = saved.back();
+    saved.pop_back();
+    const std::vector<int64_t> index = ctx->saved_data["index"].toIntVector();
+    const size_t count = saved.size();
+    const at::Tensor g = grads[0].contiguous(saved[0].suggest_memory_format());
+    variable_list out(count + 2);
+    for (size_t j = 0; j < count; ++j)
+      if (ctx->needs_input_grad(j)) out[j] = g * w[index[j]];
+    if (ctx->needs_input_grad(count)) {
+      const std::vector<double> d = g.scalar_type() == at::kFloat ? dots_typed<float>(saved, g)
+                                                                  : dots_typed<double>(saved, g);
+      at::Tensor gw = at::zeros({w.numel()}, at::kDouble);
+      for (size_t j = 0; j < count; ++j) gw.data_ptr<double>()[index[j]] += d[j];
+      out[count] = gw.to(w.scalar_type()).view(w.sizes());
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+bool can_weight_natively(const std::vector<at::Tensor>& values) {
+  if (values.empty() || values.size() > static_cast<size_t>(kernels::kMaxWeightedTerms))
+    return false;
+  const at::Tensor& first = values[0];
+  if (!first.is_cpu() || (first.scalar_type() != at::kFloat && first.scalar_type() != at::kDouble))
+    return false;
+  const at::MemoryFormat layout = first.suggest_memory_format();
+  for (const at::Tensor& v : values) {
+    if (v.sizes() != first.sizes() || v.scalar_type() != first.scalar_type() || !v.is_cpu() ||
+        !v.is_contiguous(layout))
+      return false;
+  }
+  return true;
+}
+
+at::Tensor native_weighted_sum(const std::vector<at::Tensor>& values, const at::Tensor& w,
+                               const std::vector<int64_t>& index) {
+  if (!can_weight_natively(values) || index.size() != values.size() || w.dim() != 1 ||
+      w.scalar_type() != values[0].scalar_type())
+    throw Error("weighted sum: expected same-shape CPU values and a 1-D weight per value");
+  for (int64_t i : index)
+    if (i < 0 || i >= w.numel()) throw Error("weighted sum: weight index out of range");
+  return WeightedSumFunction::apply(at::TensorList(values), w, index);
+}
+
+}  // namespace datanas
