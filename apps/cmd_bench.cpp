@@ -23,7 +23,7 @@ struct BenchFlags {
   std::vector<std::string> configs = {"cifar", "demo"};
   SearchBenchOptions search;
   std::string granularity = "node";
-  std::string kernels = "torch";
+  std::string kernels = "native";
   OpBenchOptions ops;
   int threads = 0;
   std::string mkldnn = "on";
@@ -138,9 +138,9 @@ Command add_bench(CLI::App& app) {
     at::globalContext().setUserEnabledMkldnn(f->mkldnn == "on");
     f->search.granularity = parse_granularity(f->granularity);
     f->search.kernels = parse_kernel_backend(f->kernels);
-    f->search.channels_last = channels_last_for(f->memory_format, f->search.kernels);
-    // ops: LibTorch's side in the layout asked for (auto: the one it is fast on).
-    f->ops.channels_last = channels_last_for(f->memory_format, KernelBackend::kTorch);
+    f->search.channels_last = channels_last_for(f->memory_format);
+    // ops: both backends in the layout asked for (and each in NCHW too).
+    f->ops.channels_last = channels_last_for(f->memory_format);
     f->search.with_dense = !f->no_dense;
     f->ops.warmup = std::max(f->search.warmup, 1);
     f->ops.repeats = std::max(f->search.repeats, 3);

@@ -75,7 +75,7 @@ void add_search_flags(CLI::App& app, SearchFlags& f) {
 
 void add_memory_format_flag(CLI::App& app, std::string& memory_format) {
   app.add_option("--memory-format", memory_format,
-                 "auto (NHWC with --kernels torch, NCHW with native) | channels-last | nchw")
+                 "auto (NHWC on CPU: both backends are fastest on it) | channels-last | nchw")
       ->capture_default_str();
 }
 
@@ -87,7 +87,7 @@ SearchOptions resolve_search_flags(const SearchFlags& f) {
     throw Error("--weights: expected normalised or plain-sum, got '" + f.weights + "'");
   options.sampler.plain_sum = f.weights == "plain-sum";
   options.net.kernels = parse_kernel_backend(f.kernels);
-  options.net.channels_last = channels_last_for(f.memory_format, options.net.kernels);
+  options.net.channels_last = channels_last_for(f.memory_format);
   return options;
 }
 

@@ -1,9 +1,8 @@
 // The subcommands of the datanas CLI. Each registers its flags on the app and returns the
 // function that runs it.
 #pragma once
-#include <functional>
-
 #include <CLI/CLI.hpp>
+#include <functional>
 
 #include "search/search_options.h"
 #include "search/searcher.h"
@@ -26,8 +25,8 @@ Command add_corpus(CLI::App& app);
 
 // The language-modelling flags and the LM values of shared flags the user did not give.
 struct LmDefaults {
-  static constexpr int64_t search_limit = 200000;     // training tokens of a search
-  static constexpr int64_t search_eval_limit = 30000; // valid/test tokens per search epoch
+  static constexpr int64_t search_limit = 200000;      // training tokens of a search
+  static constexpr int64_t search_eval_limit = 30000;  // valid/test tokens per search epoch
 };
 void add_lm_flags(CLI::App& app, LmOptions& options);
 void apply_lm_search_defaults(CLI::App& app, SearchOptions& options);
@@ -38,7 +37,7 @@ void apply_lm_train_defaults(CLI::App& app, TrainOptions& options);
 struct SearchFlags {
   SearchOptions options;
   std::string granularity = "node", parametrisation = "softmax", weights = "normalised";
-  std::string kernels = "torch";
+  std::string kernels = "native";
   std::string memory_format = "auto";
 };
 void add_search_flags(CLI::App& app, SearchFlags& flags);

@@ -132,6 +132,54 @@ at::Tensor native_pool(bool max, const at::Tensor& x, int64_t stride) {
   return max ? native_max_pool3x3(x, stride) : native_avg_pool3x3(x, stride);
 }
 
+// An architecture step asks autograd for the alpha gradients alone: the convolutions then skip
+// their weight gradient (and the pointwise one its input gradient when the input needs none).
+// Each gradient asked for on its own must equal the one of a full backward.
+TEST(KernelConvs, PartialGradientsEqualTheFullBackward) {
+  torch::manual_seed(3);
+  struct Case {
+    std::string name;
+    std::vector<int64_t> weight_shape;
+    std::function<at::Tensor(const at::Tensor&, const at::Tensor&)> conv;
+  };
+  const int64_t C = 11;
+  const std::vector<Case> cases = {
+      {"depthwise k3 s1",
+       {C, 1, 3, 3},
+       [](const at::Tensor& x, const at::Tensor& w) {
+         return native_depthwise_conv2d(x, w, {1, 1, 1, true});
+       }},
+      {"depthwise k5 d2 s2",
+       {C, 1, 5, 5},
+       [](const at::Tensor& x, const at::Tensor& w) {
+         return native_depthwise_conv2d(x, w, {2, 4, 2, true});
+       }},
+      {"pointwise", {7, C, 1, 1}, [](const at::Tensor& x, const at::Tensor& w) {
+         return native_pointwise_conv2d(x, w);
+       }}};
+  for (bool nhwc : {false, true}) {
+    for (const Case& c : cases) {
+      const std::string what = layout_name(nhwc) + c.name;
+      const at::Tensor x = laid_out(torch::randn({2, C, 13, 10}), nhwc);
+      const at::Tensor w = torch::randn(c.weight_shape);
+      const at::Tensor up = torch::randn(c.conv(x, w).sizes());
+      const std::vector<at::Tensor> full = value_and_grads(
+          [&](const at::Tensor& in, const std::vector<at::Tensor>& l) { return c.conv(in, l[0]); },
+          x, {w}, up);
+      auto grad_of = [&](bool input_needs_grad, bool want_input) {
+        at::Tensor xl = x.detach().clone().requires_grad_(input_needs_grad);
+        at::Tensor wl = w.detach().clone().requires_grad_(true);
+        const at::Tensor loss = (c.conv(xl, wl) * up).sum();
+        return torch::autograd::grad({loss}, {want_input ? xl : wl})[0];
+      };
+      EXPECT_LE(relative_error(grad_of(true, true), full[1]), 1e-6) << what << " input only";
+      EXPECT_LE(relative_error(grad_of(true, false), full[2]), 1e-6) << what << " weight only";
+      EXPECT_LE(relative_error(grad_of(false, false), full[2]), 1e-6)
+          << what << " weight of an input without gradient";
+    }
+  }
+}
+
 TEST(KernelPool, MatchesLibTorch) {
   torch::manual_seed(2);
   for (bool nhwc : {false, true}) {

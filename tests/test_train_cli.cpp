@@ -54,9 +54,9 @@ TEST_F(TrainCli, TrainWritesEveryOutput) {
 
   const json config = json::parse(slurp(a / "config.json"));
   const json expected = {
-      {"seed", 1},    {"genotype", "DARTS_V2"}, {"init_channels", 4}, {"layers", 3},
-      {"epochs", 2},  {"batch_size", 16},       {"limit", 64},        {"test_limit", 32},
-      {"threads", 1}, {"drop_path", 0.2},       {"kernels", "torch"}, {"memory_format", "auto"}};
+      {"seed", 1},    {"genotype", "DARTS_V2"}, {"init_channels", 4},  {"layers", 3},
+      {"epochs", 2},  {"batch_size", 16},       {"limit", 64},         {"test_limit", 32},
+      {"threads", 1}, {"drop_path", 0.2},       {"kernels", "native"}, {"memory_format", "auto"}};
   for (const auto& item : expected.items())
     EXPECT_EQ(config[item.key()], item.value()) << item.key();
 

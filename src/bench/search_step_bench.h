@@ -32,7 +32,7 @@ struct SearchBenchOptions {
   bool channels_last = true;
   bool with_dense = true;
   uint64_t seed = 1;
-  KernelBackend kernels = KernelBackend::kTorch;
+  KernelBackend kernels = KernelBackend::kNative;
 };
 
 // One JSON object per M. Keys: config, M, dense_ms, fast_ms, fast_arch_ms, fast_weight_ms,

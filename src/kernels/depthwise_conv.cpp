@@ -50,6 +50,7 @@ void forward_planes(const at::Tensor& x, const at::Tensor& w, at::Tensor& y,
                              });
 }
 
+// gw_planes undefined: no weight gradient.
 template <typename T>
 void backward_planes(const at::Tensor& x, const at::Tensor& w, const at::Tensor& gy, at::Tensor& gx,
                      at::Tensor& gw_planes, const kernels::ConvGeometry& g, bool relu) {
@@ -60,13 +61,13 @@ void backward_planes(const at::Tensor& x, const at::Tensor& w, const at::Tensor&
   const T* wp = w.data_ptr<T>();
   const T* gyp = gy.data_ptr<T>();
   T* gxp = gx.data_ptr<T>();
-  T* gwp = gw_planes.data_ptr<T>();
-  kernels::for_each_plane<T>(x.size(0) * C, 2 * in + out, kernels::conv_scratch_elements(g),
-                             [&](int64_t plane, T* scratch) {
-                               k.conv_backward(xp + plane * in, wp + (plane % C) * taps,
-                                               gyp + plane * out, gxp + plane * in,
-                                               gwp + plane * taps, g, relu, scratch);
-                             });
+  T* gwp = gw_planes.defined() ? gw_planes.data_ptr<T>() : nullptr;
+  kernels::for_each_plane<T>(
+      x.size(0) * C, 2 * in + out, kernels::conv_scratch_elements(g),
+      [&](int64_t plane, T* scratch) {
+        k.conv_backward(xp + plane * in, wp + (plane % C) * taps, gyp + plane * out,
+                        gxp + plane * in, gwp ? gwp + plane * taps : nullptr, g, relu, scratch);
+      });
 }
 
 // NHWC: one sample per task, the weight tap-major (k*k, C) so channels are contiguous.
@@ -85,26 +86,28 @@ void forward_nhwc(const at::Tensor& x, const at::Tensor& w, at::Tensor& y,
                               });
 }
 
-// Returns the weight gradient (C, 1, k, k); per-sample partials keep the sum thread-independent.
+// Returns the weight gradient (C, 1, k, k), or an undefined tensor without `weight_grad`;
+// per-sample partials keep the sum thread-independent.
 template <typename T>
 at::Tensor backward_nhwc(const at::Tensor& x, const at::Tensor& w, const at::Tensor& gy,
-                         at::Tensor& gx, const kernels::ConvGeometry& g, bool relu) {
+                         at::Tensor& gx, const kernels::ConvGeometry& g, bool relu,
+                         bool weight_grad) {
   const auto& k = kernels::nhwc_table<T>();
   const int64_t C = x.size(1), in = g.height * g.width * C, out = g.out_height * g.out_width * C;
   const int64_t taps = g.kernel * g.kernel;
   const at::Tensor w_taps = w.view({C, taps}).t().contiguous();
-  at::Tensor gw_samples = at::zeros({x.size(0), taps, C}, x.options());
+  at::Tensor gw_samples = weight_grad ? at::zeros({x.size(0), taps, C}, x.options()) : at::Tensor();
   const T* xp = x.data_ptr<T>();
   const T* wp = w_taps.data_ptr<T>();
   const T* gyp = gy.data_ptr<T>();
   T* gxp = gx.data_ptr<T>();
-  T* gwp = gw_samples.data_ptr<T>();
-  kernels::for_each_sample<T>(x.size(0), kernels::nhwc_conv_scratch_elements(g, C),
-                              [&](int64_t n, T* scratch) {
-                                k.conv_backward(xp + n * in, wp, gyp + n * out, gxp + n * in,
-                                                gwp + n * taps * C, C, g, relu, scratch);
-                              });
-  return gw_samples.sum(0).t().reshape(w.sizes());
+  T* gwp = weight_grad ? gw_samples.data_ptr<T>() : nullptr;
+  kernels::for_each_sample<T>(
+      x.size(0), kernels::nhwc_conv_scratch_elements(g, C), [&](int64_t n, T* scratch) {
+        k.conv_backward(xp + n * in, wp, gyp + n * out, gxp + n * in,
+                        gwp ? gwp + n * taps * C : nullptr, C, g, relu, scratch);
+      });
+  return weight_grad ? gw_samples.sum(0).t().reshape(w.sizes()) : at::Tensor();
 }
 
 struct DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFunction> {
@@ -141,18 +144,22 @@ struct DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFun
     at::Tensor gy = grads[0].contiguous(layout);
     at::Tensor gx = at::empty_like(x);
     const bool f32 = x.scalar_type() == at::kFloat;
+    // An architecture step asks autograd for the alpha gradients alone: no weight gradient.
+    const bool weight_grad = ctx->needs_input_grad(1);
     at::Tensor gw;
     if (kernels::is_nhwc(layout)) {
-      gw = f32 ? backward_nhwc<float>(x, w, gy, gx, g, relu)
-               : backward_nhwc<double>(x, w, gy, gx, g, relu);
+      gw = f32 ? backward_nhwc<float>(x, w, gy, gx, g, relu, weight_grad)
+               : backward_nhwc<double>(x, w, gy, gx, g, relu, weight_grad);
     } else {
-      at::Tensor gw_planes = at::zeros({x.size(0), x.size(1), g.kernel * g.kernel}, x.options());
+      at::Tensor gw_planes =
+          weight_grad ? at::zeros({x.size(0), x.size(1), g.kernel * g.kernel}, x.options())
+                      : at::Tensor();
       if (f32) {
         backward_planes<float>(x, w, gy, gx, gw_planes, g, relu);
       } else {
         backward_planes<double>(x, w, gy, gx, gw_planes, g, relu);
       }
-      gw = gw_planes.sum(0).view(w.sizes());
+      if (weight_grad) gw = gw_planes.sum(0).view(w.sizes());
     }
     return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }

@@ -21,8 +21,8 @@ bool use_native_kernels(KernelBackend backend, const at::Tensor& x) {
   return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;
 }
 
-bool channels_last_for(const std::string& memory_format, KernelBackend backend) {
-  if (memory_format == "auto") return backend == KernelBackend::kTorch;
+bool channels_last_for(const std::string& memory_format) {
+  if (memory_format == "auto") return true;
   if (memory_format == "channels-last") return true;
   if (memory_format == "nchw") return false;
   throw Error("--memory-format " + memory_format + ": expected auto, channels-last or nchw");

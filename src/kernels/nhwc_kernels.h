@@ -18,7 +18,7 @@ struct NhwcKernels {
   // scratch holds nhwc_conv_scratch_elements(g, C).
   void (*conv_forward)(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu,
                        T* scratch);
-  // One sample: gx (H, W, C) overwritten, gw (k*k, C) accumulated into.
+  // One sample: gx (H, W, C) overwritten, gw (k*k, C) accumulated into (gw null: none).
   void (*conv_backward)(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
                         const ConvGeometry& g, bool relu, T* scratch);
   // One sample of 3x3 pooling with padding 1; backward overwrites gx. Max pooling sends each

@@ -109,8 +109,8 @@ void conv_forward(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g
 }
 
 // Scatter form for outputs ow .. ow + PB - 1: each output's gradient goes to the padded inputs
-// it read (G) and to the taps (gw, summed over the PB outputs in registers first).
-template <typename T, int PB>
+// it read (G) and, with WGRAD, to the taps (gw, summed over the PB outputs in registers first).
+template <typename T, int PB, bool WGRAD>
 inline void conv_output_grads(const T* P, const T* w, const T* gy_row, T* G, T* gw, int64_t C,
                               const ConvGeometry& g, int64_t oh, int64_t ow) {
   const int64_t k = g.kernel, d = g.dilation, s = g.stride, pitch = padded(g).width * C;
@@ -129,15 +129,25 @@ inline void conv_output_grads(const T* P, const T* w, const T* gy_row, T* G, T* 
         for (int q = 0; q < PB; ++q) {
           const int64_t at = row + (q * s + j * d) * C;
           for (int v = 0; v < K; ++v) {
-            tap_grad[v] += up[q][v] * load<E>(P + at + v * L);
+            if (WGRAD) tap_grad[v] += up[q][v] * load<E>(P + at + v * L);
             store(G + at + v * L, load<E>(G + at + v * L) + wv[v] * up[q][v]);
           }
         }
-        for (int v = 0; v < K; ++v)
-          store(gw + tap + v * L, load<E>(gw + tap + v * L) + tap_grad[v]);
+        if (WGRAD)
+          for (int v = 0; v < K; ++v)
+            store(gw + tap + v * L, load<E>(gw + tap + v * L) + tap_grad[v]);
       }
     }
   });
+}
+
+template <typename T, bool WGRAD>
+inline void conv_row_grads(const T* P, const T* w, const T* gy_row, T* G, T* gw, int64_t C,
+                           const ConvGeometry& g, int64_t oh) {
+  int64_t ow = 0;
+  for (; ow + 4 <= g.out_width; ow += 4)
+    conv_output_grads<T, 4, WGRAD>(P, w, gy_row, G, gw, C, g, oh, ow);
+  for (; ow < g.out_width; ++ow) conv_output_grads<T, 1, WGRAD>(P, w, gy_row, G, gw, C, g, oh, ow);
 }
 
 template <typename T>
@@ -146,14 +156,16 @@ void conv_backward(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
   const PaddedPlane pp = padded(g);
   T* P = scratch;
   T* G = scratch + pp.height * pp.width * C;
-  pad_sample(x, P, C, g, relu);
+  // Without a weight gradient (gw null: an architecture step) the padded input is not read.
+  if (gw) pad_sample(x, P, C, g, relu);
   for (int64_t e = 0; e < pp.height * pp.width * C; ++e) G[e] = T(0);
   for (int64_t oh = 0; oh < g.out_height; ++oh) {
     const T* gy_row = gy + oh * g.out_width * C;
-    int64_t ow = 0;
-    for (; ow + 4 <= g.out_width; ow += 4)
-      conv_output_grads<T, 4>(P, w, gy_row, G, gw, C, g, oh, ow);
-    for (; ow < g.out_width; ++ow) conv_output_grads<T, 1>(P, w, gy_row, G, gw, C, g, oh, ow);
+    if (gw) {
+      conv_row_grads<T, true>(P, w, gy_row, G, gw, C, g, oh);
+    } else {
+      conv_row_grads<T, false>(P, w, gy_row, G, gw, C, g, oh);
+    }
   }
   // The inner part of G is the input gradient; the ReLU passes it where x > 0.
   const int64_t inner = g.width * C;

@@ -29,7 +29,7 @@ template <typename T>
 struct PlaneKernels {
   // y = conv(relu ? relu(x) : x, w).
   void (*conv_forward)(const T* x, const T* w, T* y, const ConvGeometry& g, bool relu, T* scratch);
-  // gx (H x W, overwritten) and gw (k x k, accumulated into) from gy (Ho x Wo).
+  // gx (H x W, overwritten) and gw (k x k, accumulated into; null: none) from gy (Ho x Wo).
   void (*conv_backward)(const T* x, const T* w, const T* gy, T* gx, T* gw, const ConvGeometry& g,
                         bool relu, T* scratch);
   void (*max_pool_forward)(const T* x, T* y, const PoolGeometry& g, T* scratch);

@@ -171,8 +171,10 @@ void conv_backward_s2(const float* x, const float* w, const float* gy, float* gx
   const int64_t p = g.padding, Hp = g.height + 2 * p, pitch = (g.width + 2 * p + 1) / 2;
   float* even = scratch;
   float* odd = scratch + Hp * pitch;
-  pad_split(x, g.height, g.width, p, relu, even, odd, pitch);
-  wgrad_s2_avx2<K>(even, odd, pitch, gy, g.dilation, g.out_height, g.out_width, gw);
+  if (gw) {
+    pad_split(x, g.height, g.width, p, relu, even, odd, pitch);
+    wgrad_s2_avx2<K>(even, odd, pitch, gy, g.dilation, g.out_height, g.out_width, gw);
+  }
   input_grad_s2_avx2<K>(gy, w, g.dilation, g.out_height, g.out_width, even, odd, pitch, Hp);
   for (int64_t h = 0; h < g.height; ++h) {
     const float* e = even + (h + p) * pitch;

@@ -133,11 +133,13 @@ void conv_backward(const T* x, const T* w, const T* gy, T* gx, T* gw, const Conv
   const int64_t Ho = g.out_height, Wo = g.out_width;
   T* P = scratch;
   T* Q = scratch + Hp * Wp;
-  pad_plane(x, g.height, g.width, p, T(0), relu, P);
-  if (g.stride == 1) {
-    Inner::wgrad_s1(P, Wp, gy, k, d, Ho, Wo, gw);
-  } else {
-    wgrad_padded(P, Wp, gy, k, g.stride, d, Ho, Wo, gw);
+  if (gw) {
+    pad_plane(x, g.height, g.width, p, T(0), relu, P);
+    if (g.stride == 1) {
+      Inner::wgrad_s1(P, Wp, gy, k, d, Ho, Wo, gw);
+    } else {
+      wgrad_padded(P, Wp, gy, k, g.stride, d, Ho, Wo, gw);
+    }
   }
   const int64_t reach = d * (k - 1);
   if (g.stride == 1 && p <= reach) {

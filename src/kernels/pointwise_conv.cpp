@@ -106,18 +106,29 @@ struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFun
     at::Tensor gy = grads[0].contiguous(layout);
     const int64_t outputs = weight.size(0);
     const at::Tensor w = weight.contiguous().view({outputs, -1});  // outputs x inputs
-    at::Tensor gx = at::empty_like(x);
-    at::Tensor gw;
+    // Either gradient may be unwanted: an architecture step asks for no weight gradient, and
+    // nothing needs the input gradient of a network's first layer.
+    const bool want_input = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
+    at::Tensor gx, gw;
     const bool f32 = x.scalar_type() == at::kFloat;
     if (kernels::is_nhwc(layout)) {
-      f32 ? apply_nhwc<float>(gy, w, gx) : apply_nhwc<double>(gy, w, gx);
-      gw = f32 ? weight_grad_nhwc<float>(x, gy, outputs) : weight_grad_nhwc<double>(x, gy, outputs);
+      if (want_input) {
+        gx = at::empty_like(x);
+        f32 ? apply_nhwc<float>(gy, w, gx) : apply_nhwc<double>(gy, w, gx);
+      }
+      if (want_weight)
+        gw = f32 ? weight_grad_nhwc<float>(x, gy, outputs)
+                 : weight_grad_nhwc<double>(x, gy, outputs);
     } else {
-      const at::Tensor wt = w.t().contiguous();  // inputs x outputs
-      f32 ? apply_planes<float>(gy, wt, gx) : apply_planes<double>(gy, wt, gx);
-      gw = f32 ? weight_grad<float>(x, gy, outputs) : weight_grad<double>(x, gy, outputs);
+      if (want_input) {
+        gx = at::empty_like(x);
+        const at::Tensor wt = w.t().contiguous();  // inputs x outputs
+        f32 ? apply_planes<float>(gy, wt, gx) : apply_planes<double>(gy, wt, gx);
+      }
+      if (want_weight)
+        gw = f32 ? weight_grad<float>(x, gy, outputs) : weight_grad<double>(x, gy, outputs);
     }
-    return {gx, gw.view(weight.sizes())};
+    return {gx, want_weight ? gw.view(weight.sizes()) : gw};
   }
 };
 

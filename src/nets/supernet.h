@@ -2,12 +2,12 @@
 // depth), global pooling and a linear classifier. Normal cells share one CellWeights, reduction
 // cells another.
 #pragma once
-#include <vector>
-
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
+
+#include <vector>
 
 #include "nets/search_cell.h"
 
@@ -22,14 +22,14 @@ struct SupernetOptions {
   int stem_multiplier = 3;
   int classes = 10;
   bool channels_last = true;  // NHWC tensors (see channels_last_for in kernels/kernel_backend.h)
-  KernelBackend kernels = KernelBackend::kTorch;  // the faster one here, with NHWC
+  KernelBackend kernels = KernelBackend::kNative;  // the faster one on CPU (README)
 };
 
 class SupernetImpl : public torch::nn::Module {
  public:
   explicit SupernetImpl(const SupernetOptions& options);
-  at::Tensor forward(const at::Tensor& images, const CellWeights& normal,
-                     const CellWeights& reduce, ExecMode mode);
+  at::Tensor forward(const at::Tensor& images, const CellWeights& normal, const CellWeights& reduce,
+                     ExecMode mode);
   const SupernetOptions& options() const { return options_; }
   CellSpace space() const { return CellSpace{options_.nodes, 8}; }
 

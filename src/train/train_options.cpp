@@ -82,7 +82,8 @@ void validate_train_options(const TrainOptions& o) {
   require(o.on_nonfinite == "stop" || o.on_nonfinite == "skip",
           "--on-nonfinite: expected stop or skip, got '" + o.on_nonfinite + "'");
   require(o.memory_limit_gib >= 0, "--memory-limit: expected >= 0 GiB (0 = MemAvailable)");
-  channels_last_for(o.memory_format, parse_kernel_backend(o.kernels));  // throws naming the flag
+  parse_kernel_backend(o.kernels);  // each throws naming its flag
+  channels_last_for(o.memory_format);
 }
 
 }  // namespace datanas

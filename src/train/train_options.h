@@ -3,9 +3,8 @@
 // --batch-size 96 --auxiliary-weight 0.4 --cutout 16 --drop-path 0.2.
 #pragma once
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string>
 
 #include "tasks/lm_options.h"
 
@@ -33,7 +32,7 @@ struct TrainOptions {
   int threads = 0;
   std::string device = "cpu";
   std::string memory_format = "auto";  // auto | channels-last | nchw (channels_last_for)
-  std::string kernels = "torch";  // torch | native (parse_kernel_backend)
+  std::string kernels = "native";      // native | torch (parse_kernel_backend)
   std::string out = "runs/train";
   std::string on_nonfinite = "stop";  // stop | skip: what a NaN/Inf loss or gradient does
   double memory_limit_gib = 0;        // memory the run may use (0 = MemAvailable)

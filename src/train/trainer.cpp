@@ -138,7 +138,7 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   net.classes = info.classes;
   net.auxiliary = options.auxiliary_weight > 0;
   net.kernels = parse_kernel_backend(options.kernels);
-  net.channels_last = channels_last_for(options.memory_format, net.kernels);
+  net.channels_last = channels_last_for(options.memory_format);
   torch::manual_seed(options.seed);
   TrainState state;
   state.network = Network(genotype, net);
