@@ -92,6 +92,14 @@ struct Bench {
   }
 };
 
+// A generator in the same state. LibTorch 1.13's Generator::clone() never frees its copy (the
+// copy starts with a weak count of 0, so its last release does not delete it): copy the state.
+at::Generator copy_of(const at::Generator& g) {
+  at::Generator copy = at::detail::createCPUGenerator();
+  copy.set_state(g.get_state());
+  return copy;
+}
+
 // What a timed weight step sampled from: the generator state and alphas just before it.
 struct Draw {
   at::Generator generator;
@@ -114,7 +122,7 @@ StepTimes time_iterations(Bench& b, int warmup, int repeats) {
     architecture_step(context, b.val, g);
     const double a = elapsed_ms(start);
     draws.push_back(
-        {g.clone(), b.state.alpha_normal.detach().clone(), b.state.alpha_reduce.detach().clone()});
+        {copy_of(g), b.state.alpha_normal.detach().clone(), b.state.alpha_reduce.detach().clone()});
     start = std::chrono::steady_clock::now();
     weight_step(context, b.train, g);
     const double w = elapsed_ms(start);
@@ -170,7 +178,7 @@ double oracle_ms(Bench& b, const SearchBenchConfig& config, const SearchBenchOpt
   const CellSpace& space = b.sampler->space();
   std::vector<double> times;
   for (const Draw& draw : draws) {
-    at::Generator g = draw.generator.clone();
+    at::Generator g = copy_of(draw.generator);
     Genotype genotype;  // sampled in weight_step's order: normal, then reduce
     genotype.normal = sampled_cell(b.sampler->sample(draw.alpha_normal, g), space);
     genotype.reduce = sampled_cell(b.sampler->sample(draw.alpha_reduce, g), space);
