@@ -275,6 +275,48 @@ TEST(KernelBatchNorm, MatchesLibTorchAndUpdatesRunningStatistics) {
   }
 }
 
+// Without autograd, batch_norm_forward normalises an input nobody else holds in place; one that
+// is still held elsewhere is left as it was. Both give LibTorch's output and running statistics.
+TEST(KernelBatchNorm, InPlaceWithoutAutogradOnlyForUnheldInputs) {
+  torch::manual_seed(5);
+  for (bool nhwc : {false, true}) {
+    for (bool affine : {false, true}) {
+      const std::string what = layout_name(nhwc) + std::string(affine ? "affine" : "plain");
+      const at::Tensor x = laid_out(torch::randn({3, 11, 7, 9}) * 2 + 1, nhwc);
+      auto make_bn = [&] {
+        torch::manual_seed(6);  // the same affine parameters in every module
+        torch::nn::BatchNorm2d bn(torch::nn::BatchNormOptions(11).affine(affine));
+        if (affine) {
+          at::NoGradGuard no_grad;
+          bn->weight.normal_();
+          bn->bias.normal_();
+        }
+        return bn;
+      };
+      torch::nn::BatchNorm2d reference = make_bn(), in_place = make_bn(), copying = make_bn();
+      at::NoGradGuard no_grad;
+      const at::Tensor expected = reference->forward(x);
+
+      at::Tensor temporary = x.clone();
+      const void* data = temporary.data_ptr();
+      const at::Tensor a =
+          batch_norm_forward(*in_place, std::move(temporary), KernelBackend::kNative);
+      EXPECT_EQ(a.data_ptr(), data) << what << ": not normalised in place";
+      EXPECT_LE(relative_error(a, expected), 1e-5) << what;
+
+      const at::Tensor held = x.clone();
+      const at::Tensor b = batch_norm_forward(*copying, held, KernelBackend::kNative);
+      EXPECT_NE(b.data_ptr(), held.data_ptr()) << what << ": a held input was overwritten";
+      EXPECT_TRUE(held.equal(x)) << what;
+      EXPECT_LE(relative_error(b, expected), 1e-5) << what;
+      for (const auto& bn : {in_place, copying}) {
+        EXPECT_LE(relative_error(bn->running_mean, reference->running_mean), 1e-5) << what;
+        EXPECT_LE(relative_error(bn->running_var, reference->running_var), 1e-5) << what;
+      }
+    }
+  }
+}
+
 TEST(KernelBatchNorm, FiniteDifferencesInDouble) {
   torch::manual_seed(5);
   for (bool nhwc : {false, true}) {

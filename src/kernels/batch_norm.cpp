@@ -139,10 +139,16 @@ void apply_normalize_backward(const at::Tensor& x, const at::Tensor& gy, at::Ten
   });
 }
 
+struct BatchMoments {
+  at::Tensor mean, invstd;  // double, per channel
+};
+
+// y = x normalised with its batch statistics, then scaled and shifted (y may be x); the running
+// statistics are updated.
 template <typename T>
-at::Tensor forward_typed(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                         const at::Tensor& bias, const at::Tensor& running_mean,
-                         const at::Tensor& running_var, double momentum, double eps) {
+BatchMoments normalize_typed(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                             const at::Tensor& running_mean, const at::Tensor& running_var,
+                             double momentum, double eps, at::Tensor& y) {
   const int64_t C = x.size(1), M = x.size(0) * x.size(2) * x.size(3);
   if (M < 2) throw Error("batch norm: expected more than one value per channel in training");
   // Moments around the first pixel's value keep the one-pass variance accurate.
@@ -174,9 +180,18 @@ at::Tensor forward_typed(AutogradContext* ctx, const at::Tensor& x, const at::Te
     const double unbias = static_cast<double>(M) / static_cast<double>(M - 1);
     running_var.mul_(1.0 - momentum).add_(var.to(running_var.scalar_type()), momentum * unbias);
   }
-  at::Tensor y = at::empty_like(x);
   apply_scale_shift<T>(x, y, scale, offset);
-  ctx->save_for_backward({x, weight, mean, invstd});
+  return {mean, invstd};
+}
+
+template <typename T>
+at::Tensor forward_typed(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                         const at::Tensor& bias, const at::Tensor& running_mean,
+                         const at::Tensor& running_var, double momentum, double eps) {
+  at::Tensor y = at::empty_like(x);
+  const BatchMoments m =
+      normalize_typed<T>(x, weight, bias, running_mean, running_var, momentum, eps, y);
+  ctx->save_for_backward({x, weight, m.mean, m.invstd});
   ctx->saved_data["has_bias"] = present(bias);
   return y;
 }
@@ -252,8 +267,14 @@ at::Tensor native_batch_norm_train(const at::Tensor& x, const at::Tensor& weight
                                   or_empty(running_var), momentum, eps);
 }
 
-at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
-                              KernelBackend backend) {
+// Without autograd (the forward-only ops of an architecture step, the gap measurement) an input
+// that nobody else holds is normalised in place: no new tensor and its page faults.
+static bool can_normalize_in_place(const at::Tensor& x) {
+  return !at::GradMode::is_enabled() && x.dim() == 4 && x.use_count() == 1 &&
+         x.storage().use_count() == 1 && x.is_contiguous(kernels::layout_of(x));
+}
+
+at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, at::Tensor x, KernelBackend backend) {
   const auto& o = bn.options;
   const bool batch_statistics = bn.is_training() || !o.track_running_stats();
   if (!batch_statistics || !use_native_kernels(backend, x) || x.dim() != 4) return bn.forward(x);
@@ -262,8 +283,17 @@ at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& 
     bn.num_batches_tracked += 1;
     if (!o.momentum()) factor = 1.0 / bn.num_batches_tracked.item<double>();
   }
-  return native_batch_norm_train(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, factor,
-                                 o.eps());
+  if (!can_normalize_in_place(x))
+    return native_batch_norm_train(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, factor,
+                                   o.eps());
+  if (x.scalar_type() == at::kFloat) {
+    normalize_typed<float>(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, factor, o.eps(),
+                           x);
+  } else {
+    normalize_typed<double>(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, factor, o.eps(),
+                            x);
+  }
+  return x;
 }
 
 }  // namespace datanas

@@ -22,7 +22,8 @@ at::Tensor native_batch_norm_train(const at::Tensor& x, const at::Tensor& weight
                                    const at::Tensor& running_var, double momentum, double eps);
 
 // bn->forward(x), with the native kernel where `backend` allows it and bn uses batch statistics.
-at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
-                              KernelBackend backend);
+// Takes x by value: without autograd, an x no one else holds (a temporary or a moved-from
+// local) is normalised in place and returned.
+at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, at::Tensor x, KernelBackend backend);
 
 }  // namespace datanas

@@ -45,8 +45,8 @@ DilConvImpl::DilConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t st
       padding_(padding),
       dilation_(dilation),
       kernels_(kernels),
-      depthwise_(register_module(
-          "depthwise", make_conv(c_in, c_in, kernel, stride, padding, dilation, c_in))),
+      depthwise_(register_module("depthwise",
+                                 make_conv(c_in, c_in, kernel, stride, padding, dilation, c_in))),
       pointwise_(register_module("pointwise", make_conv(c_in, c_out, 1, 1, 0))),
       bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
 
@@ -77,14 +77,11 @@ at::Tensor FactorizedReduceImpl::forward(const at::Tensor& x) {
   at::Tensor activated = at::relu(x);
   // The shifted grid starts at (1, 1); pad bottom/right by one so it covers as many pixels as
   // the even grid on odd sizes too.
-  at::Tensor shifted = at::constant_pad_nd(activated, {0, 1, 0, 1}, 0)
-                           .slice(2, 1)
-                           .slice(3, 1);
+  at::Tensor shifted = at::constant_pad_nd(activated, {0, 1, 0, 1}, 0).slice(2, 1).slice(3, 1);
   return batch_norm_forward(*bn_, at::cat({even_(activated), odd_(shifted)}, 1), kernels_);
 }
 
-PoolImpl::PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn,
-                   KernelBackend kernels)
+PoolImpl::PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn, KernelBackend kernels)
     : max_(max), stride_(stride), kernels_(kernels) {
   if (with_bn) bn_ = register_module("bn", make_batch_norm(channels, false));
 }
@@ -92,7 +89,7 @@ PoolImpl::PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn,
 at::Tensor PoolImpl::forward(const at::Tensor& x) {
   if (use_native_kernels(kernels_, x)) {
     at::Tensor y = max_ ? native_max_pool3x3(x, stride_) : native_avg_pool3x3(x, stride_);
-    return bn_ ? batch_norm_forward(*bn_, y, kernels_) : y;
+    return bn_ ? batch_norm_forward(*bn_, std::move(y), kernels_) : y;
   }
   at::Tensor y = max_ ? at::max_pool2d(x, {3, 3}, {stride_, stride_}, {1, 1})
                       : at::avg_pool2d(x, {3, 3}, {stride_, stride_}, {1, 1},

@@ -1,9 +1,12 @@
 #include "util/zip_check.h"
 
+#include <caffe2/serialize/versions.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
+#include <vector>
 
 #include "util/error.h"
 #include "util/files.h"
@@ -82,7 +85,13 @@ void zip64_values(const Reader& r, uint64_t extra, uint64_t extra_len, uint64_t*
   }
 }
 
-void check_entry(const Reader& r, uint64_t at, uint64_t* next) {
+// A checked entry: its name, and its content when it is small enough to be a version record.
+struct Entry {
+  std::string name, small_content;
+};
+constexpr uint64_t kSmallContent = 64;
+
+Entry check_entry(const Reader& r, uint64_t at, uint64_t* next) {
   if (r.u(at, 4) != kCentralHeader) r.fail("bad central directory entry");
   const uint64_t method = r.u(at + 10, 2), crc = r.u(at + 16, 4);
   uint64_t compressed = r.u(at + 20, 4), size = r.u(at + 24, 4), local = r.u(at + 42, 4);
@@ -116,7 +125,7 @@ void check_entry(const Reader& r, uint64_t at, uint64_t* next) {
       r.fail("compressed entry '" + name + "' does not inflate to its size");
     if (crc32(0L, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(size)) != crc)
       r.fail("entry '" + name + "' fails its CRC-32 check");
-    return;
+    return {name, size <= kSmallContent ? out : std::string()};
   }
   uLong actual = crc32(0L, Z_NULL, 0);
   for (uint64_t done = 0; done < size;) {
@@ -125,6 +134,46 @@ void check_entry(const Reader& r, uint64_t at, uint64_t* next) {
     done += chunk;
   }
   if (actual != crc) r.fail("entry '" + name + "' fails its CRC-32 check");
+  return {name, size <= kSmallContent ? r.data.substr(start, size) : std::string()};
+}
+
+bool same_name(const std::string& a, const std::string& b) {  // as miniz looks names up
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The version as LibTorch parses it (std::stoull: leading blanks, digits, anything after); -1
+// when it would not parse or is out of range.
+int64_t parsed_version(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  if (i < text.size() && text[i] == '+') ++i;
+  uint64_t value = 0;
+  size_t digits = 0;
+  for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i, ++digits) {
+    value = value * 10 + static_cast<uint64_t>(text[i] - '0');
+    if (value > caffe2::serialize::kMaxSupportedFileFormatVersion) return -1;
+  }
+  if (digits == 0 || value < caffe2::serialize::kMinSupportedFileFormatVersion) return -1;
+  return static_cast<int64_t>(value);
+}
+
+// What LibTorch's reader demands of the layout in its constructor, which leaks its zip state
+// when it throws there: every record in the folder that the first entry names, and a `version`
+// record in it holding a format version LibTorch reads.
+void check_torch_layout(const Reader& r, const std::vector<Entry>& entries) {
+  const std::string& first = entries.front().name;
+  const size_t slash = first.find('/');
+  if (slash == std::string::npos) r.fail("its first record '" + first + "' is not in a folder");
+  const std::string version_name = first.substr(0, slash + 1) + "version";
+  const auto version = std::find_if(entries.begin(), entries.end(), [&](const Entry& e) {
+    return same_name(e.name, version_name);
+  });
+  if (version == entries.end()) r.fail("no '" + version_name + "' record");
+  if (parsed_version(version->small_content) < 0)
+    r.fail("'" + version_name + "' holds no format version this LibTorch reads");
 }
 
 }  // namespace
@@ -133,10 +182,12 @@ void check_zip_archive(const std::string& data, const std::string& what) {
   const Reader r{data, what};
   const Directory dir = read_directory(r, find_end(r));
   uint64_t at = dir.offset;
+  std::vector<Entry> entries;
   for (uint64_t i = 0; i < dir.entries; ++i) {
     if (at >= dir.offset + dir.size) r.fail("central directory holds fewer entries than announced");
-    check_entry(r, at, &at);
+    entries.push_back(check_entry(r, at, &at));
   }
+  check_torch_layout(r, entries);
 }
 
 void check_zip_file(const std::string& path) { check_zip_archive(read_text_file(path), path); }

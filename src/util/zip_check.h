@@ -2,7 +2,8 @@
 // tensors are stored raw, the code/ records deflated, each with its CRC-32. Checking the central
 // directory, every local header and every CRC before LibTorch parses the file turns a truncated,
 // bit-flipped or foreign file into one clear Error instead of undefined behaviour inside the
-// loader.
+// loader. The layout LibTorch's reader checks first (records in one folder, a supported
+// `version`) is checked here too: its constructor leaks when it throws.
 #pragma once
 #include <string>
 
