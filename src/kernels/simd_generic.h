@@ -32,6 +32,12 @@ struct Block {
   static constexpr int width = K * Lanes;
 };
 
+// E, K and L of a channel block `blk` inside a for_channel_blocks lambda.
+#define DATANAS_BLOCK_TYPES(blk)          \
+  using E = typename decltype(blk)::Elem; \
+  constexpr int K = decltype(blk)::count; \
+  constexpr int L = decltype(blk)::lanes
+
 template <typename E, typename T>
 inline E load(const T* p) {
   E v;
