@@ -6,8 +6,10 @@
 
 #include "commands.h"
 #include "util/error.h"
+#include "util/runtime.h"
 
 int main(int argc, char** argv) {
+  datanas::keep_freed_memory();
   CLI::App app{"datanas: differentiable architecture search with Ensemble Gumbel-Softmax (DATA)"};
   app.require_subcommand(1);
   std::map<CLI::App*, datanas::cli::Command> commands;

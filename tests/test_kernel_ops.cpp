@@ -20,6 +20,7 @@
 #include "kernels/pointwise_conv.h"
 #include "kernels/pool.h"
 #include "nets/supernet.h"
+#include "space/op_blocks.h"
 #include "space/ops.h"
 #include "util/error.h"
 
@@ -132,52 +133,61 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
                               o[4].data_ptr<float>(), C, pg);
       // 7 pixels of C inputs to 13 outputs.
       table.pointwise(x.data_ptr<float>(), w.data_ptr<float>(), o[5].data_ptr<float>(), C, 13, 0,
-                      7);
+                      7, /*relu_x=*/true, nullptr);
     }
     for (int i = 0; i < 6; ++i)
       EXPECT_LE(relative_error(out[0][i], out[1][i]), 1e-5) << "C " << C << " output " << i;
   }
 }
 
-// Every op of the registry, both strides, supernet (affine = false, BN after pools) and
-// evaluation (affine) flavours: same parameters, same outputs, gradients and BN statistics.
+// Every op of the registry and the 1x1 cell preprocessing, both strides, supernet (affine =
+// false, BN after pools) and evaluation (affine) flavours, NCHW and channels-last: same
+// parameters, same outputs, gradients and BN statistics.
 TEST(KernelOps, NativeAndTorchBackendsAgree) {
   const int64_t C = 6;
-  for (const std::string& name : cnn_op_names()) {
-    for (int64_t stride : {1, 2}) {
-      for (bool affine : {false, true}) {
-        torch::manual_seed(7);
-        torch::nn::AnyModule a =
-            make_cnn_op(name, C, stride, affine, !affine, KernelBackend::kTorch);
-        torch::manual_seed(7);
-        torch::nn::AnyModule b =
-            make_cnn_op(name, C, stride, affine, !affine, KernelBackend::kNative);
-        at::Tensor x = torch::randn({3, C, 9, 9});
-        at::Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
-        at::Tensor ya = a.forward<at::Tensor>(xa), yb = b.forward<at::Tensor>(xb);
-        at::Tensor up = torch::randn(ya.sizes());
-        const std::string what = name + " s" + std::to_string(stride) + (affine ? " affine" : "");
-        EXPECT_LE(relative_error(yb, ya), 1e-5) << what;
-        if (!ya.requires_grad()) continue;  // none
-        (ya * up).sum().backward();
-        (yb * up).sum().backward();
-        EXPECT_LE(relative_error(xb.grad(), xa.grad()), 1e-5) << what;
-        auto pa = a.ptr()->named_parameters(), pb = b.ptr()->named_parameters();
-        for (const auto& item : pa) {
-          EXPECT_LE(relative_error(pb[item.key()].grad(), item.value().grad()), 1e-5)
-              << what << " " << item.key();
+  std::vector<std::string> names = cnn_op_names();
+  names.push_back("preprocess");
+  auto make = [&](const std::string& name, int64_t stride, bool affine, KernelBackend kernels) {
+    torch::manual_seed(7);
+    if (name == "preprocess")
+      return torch::nn::AnyModule(ReLUConvBN(C, C, 1, 1, 0, affine, kernels));
+    return make_cnn_op(name, C, stride, affine, !affine, kernels);
+  };
+  for (bool nhwc : {false, true}) {
+    for (const std::string& name : names) {
+      for (int64_t stride : {1, 2}) {
+        if (name == "preprocess" && stride == 2) continue;
+        for (bool affine : {false, true}) {
+          torch::nn::AnyModule a = make(name, stride, affine, KernelBackend::kTorch);
+          torch::nn::AnyModule b = make(name, stride, affine, KernelBackend::kNative);
+          at::Tensor x = laid_out(torch::randn({3, C, 9, 9}), nhwc);
+          at::Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
+          at::Tensor ya = a.forward<at::Tensor>(xa), yb = b.forward<at::Tensor>(xb);
+          at::Tensor up = torch::randn(ya.sizes());
+          const std::string what = layout_name(nhwc) + name + " s" + std::to_string(stride) +
+                                   (affine ? " affine" : "");
+          EXPECT_LE(relative_error(yb, ya), 1e-5) << what;
+          if (!ya.requires_grad()) continue;  // none
+          (ya * up).sum().backward();
+          (yb * up).sum().backward();
+          EXPECT_LE(relative_error(xb.grad(), xa.grad()), 1e-5) << what;
+          auto pa = a.ptr()->named_parameters(), pb = b.ptr()->named_parameters();
+          for (const auto& item : pa) {
+            EXPECT_LE(relative_error(pb[item.key()].grad(), item.value().grad()), 1e-5)
+                << what << " " << item.key();
+          }
+          auto ba = a.ptr()->named_buffers(), bb = b.ptr()->named_buffers();
+          for (const auto& item : ba) {
+            EXPECT_LE(relative_error(bb[item.key()].to(torch::kDouble),
+                                     item.value().to(torch::kDouble)),
+                      1e-5)
+                << what << " " << item.key();
+          }
+          a.ptr()->eval();
+          b.ptr()->eval();
+          EXPECT_LE(relative_error(b.forward<at::Tensor>(x), a.forward<at::Tensor>(x)), 1e-5)
+              << what << " eval";
         }
-        auto ba = a.ptr()->named_buffers(), bb = b.ptr()->named_buffers();
-        for (const auto& item : ba) {
-          EXPECT_LE(
-              relative_error(bb[item.key()].to(torch::kDouble), item.value().to(torch::kDouble)),
-              1e-5)
-              << what << " " << item.key();
-        }
-        a.ptr()->eval();
-        b.ptr()->eval();
-        EXPECT_LE(relative_error(b.forward<at::Tensor>(x), a.forward<at::Tensor>(x)), 1e-5)
-            << what << " eval";
       }
     }
   }

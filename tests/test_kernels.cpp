@@ -77,24 +77,30 @@ TEST(KernelDepthwise, MatchesLibTorch) {
   }
 }
 
+// Plain and with the ReLU on its input (fused in channels-last, at::relu first in NCHW).
 TEST(KernelPointwise, MatchesLibTorch) {
   torch::manual_seed(8);
   for (bool nhwc : {false, true}) {
-    for (const Shape& s : kShapes) {
-      for (int64_t outputs : {s.c, int64_t{13}, int64_t{16}}) {
-        at::Tensor x = laid_out(torch::randn({s.n, s.c, s.h, s.w}), nhwc);
-        at::Tensor w = torch::randn({outputs, s.c, 1, 1});
-        at::Tensor up = torch::randn({s.n, outputs, s.h, s.w});
-        expect_close(
-            value_and_grads(
-                [](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-                  return native_pointwise_conv2d(in, l[0]);
-                },
-                x, {w}, up),
-            value_and_grads([](const at::Tensor& in,
-                               const std::vector<at::Tensor>& l) { return at::conv2d(in, l[0]); },
-                            x, {w}, up),
-            layout_name(nhwc) + std::to_string(s.c) + "->" + std::to_string(outputs));
+    for (bool relu : {false, true}) {
+      for (const Shape& s : kShapes) {
+        for (int64_t outputs : {s.c, int64_t{13}, int64_t{16}}) {
+          at::Tensor x = laid_out(torch::randn({s.n, s.c, s.h, s.w}), nhwc);
+          at::Tensor w = torch::randn({outputs, s.c, 1, 1});
+          at::Tensor up = torch::randn({s.n, outputs, s.h, s.w});
+          expect_close(
+              value_and_grads(
+                  [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+                    return native_pointwise_conv2d(in, l[0], relu);
+                  },
+                  x, {w}, up),
+              value_and_grads(
+                  [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+                    return at::conv2d(relu ? at::relu(in) : in, l[0]);
+                  },
+                  x, {w}, up),
+              std::string(layout_name(nhwc)) + (relu ? "relu " : "") + std::to_string(s.c) + "->" +
+                  std::to_string(outputs));
+        }
       }
     }
   }
@@ -216,13 +222,15 @@ TEST(KernelPool, MatchesLibTorch) {
 TEST(KernelPointwise, FiniteDifferencesInDouble) {
   torch::manual_seed(9);
   for (bool nhwc : {false, true}) {
-    at::Tensor x = laid_out(torch::randn({2, 3, 5, 4}, torch::kDouble), nhwc);
-    at::Tensor w = torch::randn({4, 3, 1, 1}, torch::kDouble);
-    expect_finite_differences(
-        [](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-          return native_pointwise_conv2d(in, l[0]);
-        },
-        x, {w}, layout_name(nhwc) + std::string("pointwise 3->4"));
+    for (bool relu : {false, true}) {
+      at::Tensor x = laid_out(torch::randn({2, 3, 5, 4}, torch::kDouble), nhwc);
+      at::Tensor w = torch::randn({4, 3, 1, 1}, torch::kDouble);
+      expect_finite_differences(
+          [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+            return native_pointwise_conv2d(in, l[0], relu);
+          },
+          x, {w}, layout_name(nhwc) + std::string(relu ? "relu " : "") + "pointwise 3->4");
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "bench/bench_timing.h"
@@ -20,14 +21,41 @@ struct NamedOp {
   torch::nn::AnyModule module;
 };
 
-std::vector<NamedOp> bench_ops(int64_t channels, int64_t stride, KernelBackend kernels) {
+const char* const kPreprocess = "preprocess_1x1";
+
+std::vector<std::string> all_op_names() {
+  std::vector<std::string> names = cnn_op_names();
+  names.push_back(kPreprocess);
+  return names;
+}
+
+std::vector<NamedOp> bench_ops(const std::vector<std::string>& names, int64_t channels,
+                               int64_t stride, KernelBackend kernels) {
   std::vector<NamedOp> ops;
-  for (const auto& name : cnn_op_names())
-    ops.push_back(
-        {name, make_cnn_op(name, channels, stride, /*affine=*/false, /*pool_bn=*/true, kernels)});
-  ops.push_back({"preprocess_1x1",
-                 torch::nn::AnyModule(ReLUConvBN(channels, channels, 1, 1, 0, false, kernels))});
+  for (const auto& name : names) {
+    if (name == kPreprocess) {
+      ops.push_back({name, torch::nn::AnyModule(
+                               ReLUConvBN(channels, channels, 1, 1, 0, false, kernels))});
+    } else {
+      ops.push_back({name, make_cnn_op(name, channels, stride, /*affine=*/false,
+                                       /*pool_bn=*/true, kernels)});
+    }
+  }
   return ops;
+}
+
+// The requested names, each checked; all ops when none are given.
+std::vector<std::string> chosen_ops(const std::vector<std::string>& requested) {
+  const std::vector<std::string> all = all_op_names();
+  if (requested.empty()) return all;
+  for (const auto& name : requested) {
+    if (std::find(all.begin(), all.end(), name) == all.end()) {
+      std::string list;
+      for (const auto& n : all) list += (list.empty() ? "" : ", ") + n;
+      throw Error("--ops: unknown op '" + name + "'; expected some of: " + list);
+    }
+  }
+  return requested;
 }
 
 struct OpTimes {
@@ -74,6 +102,7 @@ void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)
   for (int64_t d : o.shape)
     if (d <= 0) throw Error("--shape: expected N,C,H,W (four positive integers)");
   if (o.stride != 1 && o.stride != 2) throw Error("--stride: expected 1 or 2");
+  const std::vector<std::string> names = chosen_ops(o.names);
   const double bandwidth = memory_bandwidth_gbs();
   std::fprintf(stderr, "bench ops: memory bandwidth %.1f GB/s\n", bandwidth);
   const auto format =
@@ -83,8 +112,8 @@ void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)
   // Both backends in the requested layout, and each also in NCHW (LibTorch's NCHW kernels are
   // the baseline the native ones were first measured against).
   const at::Tensor x_nchw = x.contiguous();
-  std::vector<NamedOp> torch_ops = bench_ops(o.shape[1], o.stride, KernelBackend::kTorch);
-  std::vector<NamedOp> native_ops = bench_ops(o.shape[1], o.stride, KernelBackend::kNative);
+  std::vector<NamedOp> torch_ops = bench_ops(names, o.shape[1], o.stride, KernelBackend::kTorch);
+  std::vector<NamedOp> native_ops = bench_ops(names, o.shape[1], o.stride, KernelBackend::kNative);
   for (size_t k = 0; k < torch_ops.size(); ++k) {
     NamedOp& op = torch_ops[k];
     const OpTimes torch_nchw = time_op(op.module, x_nchw, at::MemoryFormat::Contiguous, o);

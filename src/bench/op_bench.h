@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 namespace datanas {
@@ -13,6 +14,7 @@ struct OpBenchOptions {
   int64_t stride = 1;
   int warmup = 2, repeats = 5;
   bool channels_last = true;
+  std::vector<std::string> names;  // ops to time, by name; empty: all
 };
 
 // One JSON object per op. Keys: op, shape, stride, fwd_ms, fwd_bwd_ms, fwd_limit_ms,

@@ -143,6 +143,43 @@ struct BatchMoments {
   at::Tensor mean, invstd;  // double, per channel
 };
 
+// The per-channel map y = x * scale + offset of a batch norm with batch mean and (biased)
+// variance `var` over M values per channel, in double; updates the running statistics.
+BatchMoments affine_from_moments(const at::Tensor& mean, const at::Tensor& var, int64_t M,
+                                 const at::Tensor& weight, const at::Tensor& bias,
+                                 const at::Tensor& running_mean, const at::Tensor& running_var,
+                                 double momentum, double eps, at::Tensor& scale,
+                                 at::Tensor& offset) {
+  const int64_t C = mean.numel();
+  at::Tensor invstd = at::empty({C}, mean.options());
+  scale = at::empty({C}, mean.options());
+  offset = at::empty({C}, mean.options());
+  at::Tensor w = present(weight) ? weight.to(at::kDouble).contiguous() : at::Tensor();
+  at::Tensor b = present(bias) ? bias.to(at::kDouble).contiguous() : at::Tensor();
+  for (int64_t c = 0; c < C; ++c) {
+    const double m = mean.data_ptr<double>()[c];
+    const double is = 1.0 / std::sqrt(var.data_ptr<double>()[c] + eps);
+    const double s = is * (w.defined() ? w.data_ptr<double>()[c] : 1.0);
+    invstd.data_ptr<double>()[c] = is;
+    scale.data_ptr<double>()[c] = s;
+    offset.data_ptr<double>()[c] = (b.defined() ? b.data_ptr<double>()[c] : 0.0) - m * s;
+  }
+  if (present(running_mean)) {
+    running_mean.mul_(1.0 - momentum).add_(mean.to(running_mean.scalar_type()), momentum);
+  }
+  if (present(running_var)) {
+    const double unbias = static_cast<double>(M) / static_cast<double>(M - 1);
+    running_var.mul_(1.0 - momentum).add_(var.to(running_var.scalar_type()), momentum * unbias);
+  }
+  return {mean, invstd};
+}
+
+template <typename T>
+std::vector<T> values_of(const at::Tensor& t) {
+  const at::Tensor c = t.to(c10::CppTypeToScalarType<T>::value).contiguous();
+  return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+}
+
 // y = x normalised with its batch statistics, then scaled and shifted (y may be x); the running
 // statistics are updated.
 template <typename T>
@@ -156,32 +193,17 @@ BatchMoments normalize_typed(const at::Tensor& x, const at::Tensor& weight, cons
   std::vector<T> shift(first.data_ptr<T>(), first.data_ptr<T>() + C);
   const ChannelSums sums = channel_moments<T>(x, shift);
   at::Tensor mean = at::empty({C}, x.options().dtype(at::kDouble));
-  at::Tensor invstd = at::empty({C}, x.options().dtype(at::kDouble));
   at::Tensor var = at::empty({C}, x.options().dtype(at::kDouble));
-  std::vector<T> scale(C), offset(C);
-  at::Tensor w = present(weight) ? weight.to(at::kDouble).contiguous() : at::Tensor();
-  at::Tensor b = present(bias) ? bias.to(at::kDouble).contiguous() : at::Tensor();
   for (int64_t c = 0; c < C; ++c) {
     const double shifted_mean = sums.first[c] / M;
-    const double v = std::max(0.0, sums.second[c] / M - shifted_mean * shifted_mean);
-    const double m = static_cast<double>(shift[c]) + shifted_mean;
-    const double is = 1.0 / std::sqrt(v + eps);
-    mean.data_ptr<double>()[c] = m;
-    var.data_ptr<double>()[c] = v;
-    invstd.data_ptr<double>()[c] = is;
-    const double s = is * (w.defined() ? w.data_ptr<double>()[c] : 1.0);
-    scale[c] = static_cast<T>(s);
-    offset[c] = static_cast<T>((b.defined() ? b.data_ptr<double>()[c] : 0.0) - m * s);
+    var.data_ptr<double>()[c] = std::max(0.0, sums.second[c] / M - shifted_mean * shifted_mean);
+    mean.data_ptr<double>()[c] = static_cast<double>(shift[c]) + shifted_mean;
   }
-  if (present(running_mean)) {
-    running_mean.mul_(1.0 - momentum).add_(mean.to(running_mean.scalar_type()), momentum);
-  }
-  if (present(running_var)) {
-    const double unbias = static_cast<double>(M) / static_cast<double>(M - 1);
-    running_var.mul_(1.0 - momentum).add_(var.to(running_var.scalar_type()), momentum * unbias);
-  }
-  apply_scale_shift<T>(x, y, scale, offset);
-  return {mean, invstd};
+  at::Tensor scale, offset;
+  const BatchMoments m = affine_from_moments(mean, var, M, weight, bias, running_mean,
+                                             running_var, momentum, eps, scale, offset);
+  apply_scale_shift<T>(x, y, values_of<T>(scale), values_of<T>(offset));
+  return m;
 }
 
 template <typename T>
@@ -274,15 +296,27 @@ static bool can_normalize_in_place(const at::Tensor& x) {
          x.storage().use_count() == 1 && x.is_contiguous(kernels::layout_of(x));
 }
 
-at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, at::Tensor x, KernelBackend backend) {
+// The running-statistics factor of bn's next training step, counting the step as at::batch_norm
+// does (momentum unset: a cumulative average).
+static double next_momentum(torch::nn::BatchNorm2dImpl& bn) {
   const auto& o = bn.options;
-  const bool batch_statistics = bn.is_training() || !o.track_running_stats();
-  if (!batch_statistics || !use_native_kernels(backend, x) || x.dim() != 4) return bn.forward(x);
   double factor = o.momentum().value_or(0.0);
   if (bn.is_training() && o.track_running_stats() && bn.num_batches_tracked.defined()) {
     bn.num_batches_tracked += 1;
     if (!o.momentum()) factor = 1.0 / bn.num_batches_tracked.item<double>();
   }
+  return factor;
+}
+
+bool uses_batch_statistics(const torch::nn::BatchNorm2dImpl& bn) {
+  return bn.is_training() || !bn.options.track_running_stats();
+}
+
+at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, at::Tensor x, KernelBackend backend) {
+  const auto& o = bn.options;
+  if (!uses_batch_statistics(bn) || !use_native_kernels(backend, x) || x.dim() != 4)
+    return bn.forward(x);
+  const double factor = next_momentum(bn);
   if (!can_normalize_in_place(x))
     return native_batch_norm_train(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, factor,
                                    o.eps());
@@ -292,6 +326,26 @@ at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, at::Tensor x, Kern
   } else {
     normalize_typed<double>(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, factor, o.eps(),
                             x);
+  }
+  return x;
+}
+
+ChannelAffine batch_norm_affine(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& mean,
+                                const at::Tensor& var, int64_t count) {
+  if (count < 2) throw Error("batch norm: expected more than one value per channel in training");
+  const double factor = next_momentum(bn);
+  at::Tensor scale, offset;
+  affine_from_moments(mean, var, count, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                      factor, bn.options.eps(), scale, offset);
+  return {scale, offset};
+}
+
+at::Tensor apply_channel_affine(at::Tensor x, const ChannelAffine& affine) {
+  if (x.scalar_type() == at::kFloat) {
+    apply_scale_shift<float>(x, x, values_of<float>(affine.scale), values_of<float>(affine.offset));
+  } else {
+    apply_scale_shift<double>(x, x, values_of<double>(affine.scale),
+                              values_of<double>(affine.offset));
   }
   return x;
 }

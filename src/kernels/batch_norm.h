@@ -26,4 +26,21 @@ at::Tensor native_batch_norm_train(const at::Tensor& x, const at::Tensor& weight
 // local) is normalised in place and returned.
 at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, at::Tensor x, KernelBackend backend);
 
+// Whether bn normalises with batch statistics (training, or no running statistics kept).
+bool uses_batch_statistics(const torch::nn::BatchNorm2dImpl& bn);
+
+// A batch norm as the per-channel map y = x * scale[c] + offset[c] (double, C values each).
+struct ChannelAffine {
+  at::Tensor scale, offset;
+};
+
+// bn's training-mode map for an input whose batch mean and biased variance (double, C) over
+// `count` values per channel are already known; counts the step and updates bn's running
+// statistics exactly as batch_norm_forward would.
+ChannelAffine batch_norm_affine(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& mean,
+                                const at::Tensor& var, int64_t count);
+
+// x * scale[c] + offset[c] written over x (native kernels, either layout); returns x.
+at::Tensor apply_channel_affine(at::Tensor x, const ChannelAffine& affine);
+
 }  // namespace datanas

@@ -11,29 +11,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-kernels::ConvGeometry geometry(const at::Tensor& x, const at::Tensor& w, int64_t stride,
-                               int64_t padding, int64_t dilation) {
-  if (x.dim() != 4) throw Error("depthwise conv: expected a 4-D (N, C, H, W) input");
-  if (w.dim() != 4 || w.size(0) != x.size(1) || w.size(1) != 1 || w.size(2) != w.size(3))
-    throw Error("depthwise conv: expected a (C, 1, k, k) weight for C input channels");
-  if (w.size(2) > 7 || stride < 1 || dilation < 1 || padding < 0)
-    throw Error("depthwise conv: expected k <= 7, stride >= 1, dilation >= 1, padding >= 0");
-  if (w.scalar_type() != x.scalar_type())
-    throw Error("depthwise conv: input and weight must have the same dtype");
-  kernels::ConvGeometry g;
-  g.height = x.size(2);
-  g.width = x.size(3);
-  g.kernel = w.size(2);
-  g.stride = stride;
-  g.padding = padding;
-  g.dilation = dilation;
-  const int64_t reach = dilation * (g.kernel - 1);
-  g.out_height = (g.height + 2 * padding - reach - 1) / stride + 1;
-  g.out_width = (g.width + 2 * padding - reach - 1) / stride + 1;
-  if (g.out_height < 1 || g.out_width < 1) throw Error("depthwise conv: input smaller than kernel");
-  return g;
-}
-
 template <typename T>
 void forward_planes(const at::Tensor& x, const at::Tensor& w, at::Tensor& y,
                     const kernels::ConvGeometry& g, bool relu) {
@@ -115,7 +92,7 @@ struct DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFun
                             int64_t stride, int64_t padding, int64_t dilation, bool relu) {
     const at::MemoryFormat layout = kernels::layout_of(input);
     at::Tensor x = input.contiguous(layout), w = weight.contiguous();
-    const kernels::ConvGeometry g = geometry(x, w, stride, padding, dilation);
+    const kernels::ConvGeometry g = depthwise_geometry(x, w, stride, padding, dilation);
     at::Tensor y = at::empty({x.size(0), x.size(1), g.out_height, g.out_width},
                              x.options().memory_format(layout));
     const bool f32 = x.scalar_type() == at::kFloat;
@@ -137,7 +114,7 @@ struct DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFun
     const at::Tensor& x = saved[0];
     const at::Tensor& w = saved[1];
     const kernels::ConvGeometry g =
-        geometry(x, w, ctx->saved_data["stride"].toInt(), ctx->saved_data["padding"].toInt(),
+        depthwise_geometry(x, w, ctx->saved_data["stride"].toInt(), ctx->saved_data["padding"].toInt(),
                  ctx->saved_data["dilation"].toInt());
     const bool relu = ctx->saved_data["relu"].toBool();
     const at::MemoryFormat layout = kernels::layout_of(x);
@@ -166,6 +143,29 @@ struct DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFun
 };
 
 }  // namespace
+
+kernels::ConvGeometry depthwise_geometry(const at::Tensor& x, const at::Tensor& w, int64_t stride,
+                                         int64_t padding, int64_t dilation) {
+  if (x.dim() != 4) throw Error("depthwise conv: expected a 4-D (N, C, H, W) input");
+  if (w.dim() != 4 || w.size(0) != x.size(1) || w.size(1) != 1 || w.size(2) != w.size(3))
+    throw Error("depthwise conv: expected a (C, 1, k, k) weight for C input channels");
+  if (w.size(2) > 7 || stride < 1 || dilation < 1 || padding < 0)
+    throw Error("depthwise conv: expected k <= 7, stride >= 1, dilation >= 1, padding >= 0");
+  if (w.scalar_type() != x.scalar_type())
+    throw Error("depthwise conv: input and weight must have the same dtype");
+  kernels::ConvGeometry g;
+  g.height = x.size(2);
+  g.width = x.size(3);
+  g.kernel = w.size(2);
+  g.stride = stride;
+  g.padding = padding;
+  g.dilation = dilation;
+  const int64_t reach = dilation * (g.kernel - 1);
+  g.out_height = (g.height + 2 * padding - reach - 1) / stride + 1;
+  g.out_width = (g.width + 2 * padding - reach - 1) / stride + 1;
+  if (g.out_height < 1 || g.out_width < 1) throw Error("depthwise conv: input smaller than kernel");
+  return g;
+}
 
 at::Tensor native_depthwise_conv2d(const at::Tensor& x, const at::Tensor& weight,
                                    const DepthwiseConvOptions& o) {

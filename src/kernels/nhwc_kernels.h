@@ -27,12 +27,22 @@ struct NhwcKernels {
   void (*max_pool_backward)(const T* x, const T* gy, T* gx, int64_t C, const PoolGeometry& g);
   void (*avg_pool_forward)(const T* x, T* y, int64_t C, const PoolGeometry& g);
   void (*avg_pool_backward)(const T* gy, T* gx, int64_t C, const PoolGeometry& g);
-  // Pixels [begin, end) of (P, inputs) x: y[p, o] = sum_i x[p, i] wt[i, o] (wt inputs x outputs).
+  // Pixels [begin, end) of (P, inputs) x: y[p, o] = sum_i a(x[p, i]) wt[i, o] (wt inputs x
+  // outputs), a = relu with relu_x, else the identity; with a gate (laid out like y), y is 0
+  // where gate <= 0 (the input gradient of a conv on relu(x)).
   void (*pointwise)(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
-                    int64_t end);
-  // gw[o, i] += sum over pixels [begin, end) of gy[p, o] x[p, i].
+                    int64_t end, bool relu_x, const T* gate);
+  // gw[o, i] += sum over pixels [begin, end) of gy[p, o] a(x[p, i]).
   void (*pointwise_wgrad)(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
-                          int64_t begin, int64_t end);
+                          int64_t begin, int64_t end, bool relu_x);
+  // One sample of the fused block relu -> depthwise (w tap-major) -> pointwise (pwt inputs x
+  // outputs): z (Ho, Wo, outputs). in_scale/in_offset (null: none) first map the input to
+  // x * in_scale[c] + in_offset[c], a batch norm not yet applied. shift[o] is set to the first
+  // output pixel, and sum/sum_squares (outputs each) gain the sums of z - shift and its square.
+  // scratch holds nhwc_block_scratch_elements(g, C).
+  void (*dw_pw_forward)(const T* x, const T* w, const T* pwt, T* z, int64_t C, int64_t outputs,
+                        const ConvGeometry& g, const T* in_scale, const T* in_offset, T* scratch,
+                        T* shift, double* sum, double* sum_squares);
   // Batch-norm pieces over pixels [begin, end) of (P, C) data, per channel c: sums of
   // (x - shift[c]) and its square ...
   void (*moments)(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, double* sum,
@@ -50,6 +60,8 @@ struct NhwcKernels {
 
 // Elements of scratch memory a convolution call on one sample needs.
 int64_t nhwc_conv_scratch_elements(const ConvGeometry& g, int64_t C);
+// ... and a dw_pw_forward call.
+int64_t nhwc_block_scratch_elements(const ConvGeometry& g, int64_t C);
 
 namespace portable {
 const NhwcKernels<float>& nhwc_kernels_f32();

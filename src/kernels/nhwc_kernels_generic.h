@@ -5,7 +5,9 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/nhwc_block_generic.h"
 #include "kernels/nhwc_conv_generic.h"
+#include "kernels/nhwc_pointwise_generic.h"
 #include "kernels/nhwc_kernels.h"
 #include "kernels/simd_generic.h"
 
@@ -143,65 +145,6 @@ void avg_pool_backward(const T* gy, T* gx, int64_t C, const PoolGeometry& g) {
   }
 }
 
-// PB pixels at a time share each weight load; the output block's accumulators stay in registers.
-template <typename T, int PB>
-inline void pointwise_pixels(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs,
-                             int64_t p) {
-  for_channel_blocks<T>(outputs, [&](auto blk, int64_t o0) {
-    DATANAS_BLOCK_TYPES(blk);
-    E acc[PB][K];
-    clear(&acc[0][0], PB * K);
-    for (int64_t i = 0; i < inputs; ++i) {
-      const T* wp = wt + i * outputs + o0;
-      E wv[K];
-      for (int v = 0; v < K; ++v) wv[v] = load<E>(wp + v * L);
-      for (int q = 0; q < PB; ++q) {
-        const E xv = splat<E>(x[(p + q) * inputs + i]);
-        for (int v = 0; v < K; ++v) acc[q][v] += xv * wv[v];
-      }
-    }
-    for (int q = 0; q < PB; ++q)
-      for (int v = 0; v < K; ++v) store(y + (p + q) * outputs + o0 + v * L, acc[q][v]);
-  });
-}
-
-template <typename T>
-void pointwise(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
-               int64_t end) {
-  // 6 pixels x 2 vectors: 12 accumulators, the most 16 vector registers hold beside the weights.
-  int64_t p = begin;
-  for (; p + 6 <= end; p += 6) pointwise_pixels<T, 6>(x, wt, y, inputs, outputs, p);
-  for (; p < end; ++p) pointwise_pixels<T, 1>(x, wt, y, inputs, outputs, p);
-}
-
-// Four output rows of gw at a time, each row's block of inputs accumulated in registers over
-// the pixels.
-template <typename T>
-void pointwise_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs, int64_t begin,
-                     int64_t end) {
-  constexpr int kRows = 4;
-  for (int64_t o = 0; o < outputs; o += kRows) {
-    const int rows = outputs - o < kRows ? static_cast<int>(outputs - o) : kRows;
-    for_channel_blocks<T>(inputs, [&](auto blk, int64_t i0) {
-      DATANAS_BLOCK_TYPES(blk);
-      E acc[kRows][K];
-      clear(&acc[0][0], kRows * K);
-      for (int64_t p = begin; p < end; ++p) {
-        E xv[K];
-        for (int v = 0; v < K; ++v) xv[v] = load<E>(x + p * inputs + i0 + v * L);
-        for (int r = 0; r < kRows; ++r) {
-          const E g = splat<E>(r < rows ? gy[p * outputs + o + r] : T(0));
-          for (int v = 0; v < K; ++v) acc[r][v] += g * xv[v];
-        }
-      }
-      for (int r = 0; r < rows; ++r) {
-        T* gp = gw + (o + r) * inputs + i0;
-        for (int v = 0; v < K; ++v) store(gp + v * L, load<E>(gp + v * L) + acc[r][v]);
-      }
-    });
-  }
-}
-
 template <typename T>
 void moments(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, double* sum,
              double* sum_squares) {
@@ -253,6 +196,7 @@ NhwcKernels<T> generic_nhwc_table() {
   t.avg_pool_backward = avg_pool_backward<T>;
   t.pointwise = pointwise<T>;
   t.pointwise_wgrad = pointwise_wgrad<T>;
+  t.dw_pw_forward = dw_pw_forward<T>;
   t.moments = moments<T>;
   t.scale_shift = scale_shift<T>;
   t.grad_moments = grad_moments<T>;

@@ -7,6 +7,10 @@ int64_t nhwc_conv_scratch_elements(const ConvGeometry& g, int64_t C) {
   return nhwc::conv_scratch(g, C);
 }
 
+int64_t nhwc_block_scratch_elements(const ConvGeometry& g, int64_t C) {
+  return nhwc::block_scratch(g, C);
+}
+
 namespace portable {
 
 const NhwcKernels<float>& nhwc_kernels_f32() {

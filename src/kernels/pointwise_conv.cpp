@@ -48,21 +48,25 @@ at::Tensor weight_grad(const at::Tensor& x, const at::Tensor& gy, int64_t output
   return partial.sum(0).view({outputs, inputs, 1, 1});
 }
 
-// NHWC: x is a (P, inputs) matrix of P = N H W pixels; y = x wt for wt (inputs x outputs).
+// NHWC: x is a (P, inputs) matrix of P = N H W pixels; y = a(x) wt for wt (inputs x outputs),
+// a = relu with `relu`; y is zeroed where a defined `gate` (laid out like y) is <= 0.
 template <typename T>
-void apply_nhwc(const at::Tensor& x, const at::Tensor& wt, at::Tensor& y) {
+void apply_nhwc(const at::Tensor& x, const at::Tensor& wt, at::Tensor& y, bool relu,
+                const at::Tensor& gate) {
   const auto& k = kernels::nhwc_table<T>();
   const int64_t inputs = wt.size(0), outputs = wt.size(1);
   const T* xp = x.data_ptr<T>();
   const T* wp = wt.data_ptr<T>();
+  const T* gp = gate.defined() ? gate.data_ptr<T>() : nullptr;
   T* yp = y.data_ptr<T>();
   kernels::for_each_pixel_chunk(x.numel() / inputs, kChunk, [&](int64_t, int64_t b, int64_t e) {
-    k.pointwise(xp, wp, yp, inputs, outputs, b, e);
+    k.pointwise(xp, wp, yp, inputs, outputs, b, e, relu, gp);
   });
 }
 
 template <typename T>
-at::Tensor weight_grad_nhwc(const at::Tensor& x, const at::Tensor& gy, int64_t outputs) {
+at::Tensor weight_grad_nhwc(const at::Tensor& x, const at::Tensor& gy, int64_t outputs,
+                            bool relu) {
   const auto& k = kernels::nhwc_table<T>();
   const int64_t inputs = x.size(1), P = x.numel() / inputs;
   at::Tensor partial = at::zeros({(P + kChunk - 1) / kChunk, outputs * inputs}, x.options());
@@ -70,14 +74,15 @@ at::Tensor weight_grad_nhwc(const at::Tensor& x, const at::Tensor& gy, int64_t o
   const T* gp = gy.data_ptr<T>();
   T* pp = partial.data_ptr<T>();
   kernels::for_each_pixel_chunk(P, kChunk, [&](int64_t task, int64_t b, int64_t e) {
-    k.pointwise_wgrad(xp, gp, pp + task * outputs * inputs, inputs, outputs, b, e);
+    k.pointwise_wgrad(xp, gp, pp + task * outputs * inputs, inputs, outputs, b, e, relu);
   });
   return partial.sum(0).view({outputs, inputs, 1, 1});
 }
 
 struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input,
-                            const at::Tensor& weight) {
+  // relu (NHWC only): the conv of relu(input), without materialising relu(input).
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
+                            bool relu) {
     if (input.dim() != 4 || weight.dim() != 4 || weight.size(1) != input.size(1) ||
         weight.size(2) != 1 || weight.size(3) != 1)
       throw Error("pointwise conv: expected NCHW input and a (Co, Ci, 1, 1) weight");
@@ -90,11 +95,13 @@ struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFun
     const bool f32 = x.scalar_type() == at::kFloat;
     if (kernels::is_nhwc(layout)) {
       const at::Tensor wt = w.t().contiguous();
-      f32 ? apply_nhwc<float>(x, wt, y) : apply_nhwc<double>(x, wt, y);
+      f32 ? apply_nhwc<float>(x, wt, y, relu, {}) : apply_nhwc<double>(x, wt, y, relu, {});
     } else {
+      if (relu) throw Error("pointwise conv: a fused ReLU needs a channels-last input");
       f32 ? apply_planes<float>(x, w, y) : apply_planes<double>(x, w, y);
     }
     ctx->save_for_backward({x, weight});
+    ctx->saved_data["relu"] = relu;
     return y;
   }
 
@@ -109,16 +116,19 @@ struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFun
     // Either gradient may be unwanted: an architecture step asks for no weight gradient, and
     // nothing needs the input gradient of a network's first layer.
     const bool want_input = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
+    const bool relu = ctx->saved_data["relu"].toBool();
     at::Tensor gx, gw;
     const bool f32 = x.scalar_type() == at::kFloat;
     if (kernels::is_nhwc(layout)) {
       if (want_input) {
         gx = at::empty_like(x);
-        f32 ? apply_nhwc<float>(gy, w, gx) : apply_nhwc<double>(gy, w, gx);
+        // Through the fused ReLU, the gradient passes where x > 0.
+        const at::Tensor gate = relu ? x : at::Tensor();
+        f32 ? apply_nhwc<float>(gy, w, gx, false, gate) : apply_nhwc<double>(gy, w, gx, false, gate);
       }
       if (want_weight)
-        gw = f32 ? weight_grad_nhwc<float>(x, gy, outputs)
-                 : weight_grad_nhwc<double>(x, gy, outputs);
+        gw = f32 ? weight_grad_nhwc<float>(x, gy, outputs, relu)
+                 : weight_grad_nhwc<double>(x, gy, outputs, relu);
     } else {
       if (want_input) {
         gx = at::empty_like(x);
@@ -128,14 +138,17 @@ struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFun
       if (want_weight)
         gw = f32 ? weight_grad<float>(x, gy, outputs) : weight_grad<double>(x, gy, outputs);
     }
-    return {gx, want_weight ? gw.view(weight.sizes()) : gw};
+    return {gx, want_weight ? gw.view(weight.sizes()) : gw, at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor native_pointwise_conv2d(const at::Tensor& x, const at::Tensor& weight) {
-  return PointwiseConvFunction::apply(x, weight);
+at::Tensor native_pointwise_conv2d(const at::Tensor& x, const at::Tensor& weight,
+                                   bool relu_input) {
+  if (relu_input && !kernels::is_nhwc(kernels::layout_of(x)))
+    return PointwiseConvFunction::apply(at::relu(x), weight, false);
+  return PointwiseConvFunction::apply(x, weight, relu_input);
 }
 
 }  // namespace datanas

@@ -4,6 +4,7 @@
 
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise_conv.h"
+#include "kernels/dw_pw_block.h"
 #include "kernels/pointwise_conv.h"
 #include "kernels/pool.h"
 
@@ -35,7 +36,8 @@ at::Tensor ReLUConvBNImpl::forward(const at::Tensor& x) {
   const bool pointwise = (*o.kernel_size())[0] == 1 && (*o.kernel_size())[1] == 1 &&
                          (*o.stride())[0] == 1 && (*o.stride())[1] == 1;
   if (pointwise && use_native_kernels(kernels_, x))
-    return batch_norm_forward(*bn_, native_pointwise_conv2d(at::relu(x), conv_->weight), kernels_);
+    return batch_norm_forward(*bn_, native_pointwise_conv2d(x, conv_->weight, /*relu_input=*/true),
+                              kernels_);
   return batch_norm_forward(*bn_, conv_(at::relu(x)), kernels_);
 }
 
@@ -52,9 +54,26 @@ DilConvImpl::DilConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t st
 
 at::Tensor DilConvImpl::forward(const at::Tensor& x) {
   if (!use_native_kernels(kernels_, x)) return bn_(pointwise_(depthwise_(at::relu(x))));
+  if (can_fuse(x)) {
+    PendingBatchNorm out = forward_pending(x, nullptr);
+    return apply_channel_affine(std::move(out.z), out.affine);
+  }
   at::Tensor y = native_depthwise_conv2d(x, depthwise_->weight,
                                          {stride_, padding_, dilation_, /*relu_input=*/true});
   return batch_norm_forward(*bn_, native_pointwise_conv2d(y, pointwise_->weight), kernels_);
+}
+
+bool DilConvImpl::can_fuse(const at::Tensor& x) {
+  return use_native_kernels(kernels_, x) && can_fuse_dw_pw(x) && uses_batch_statistics(*bn_);
+}
+
+PendingBatchNorm DilConvImpl::forward_pending(const at::Tensor& x,
+                                              const ChannelAffine* input_affine) {
+  DwPwOutput block =
+      native_dw_pw_forward(x, depthwise_->weight, pointwise_->weight,
+                           {stride_, padding_, dilation_, /*relu_input=*/true}, input_affine);
+  ChannelAffine affine = batch_norm_affine(*bn_, block.mean, block.var, block.count);
+  return {std::move(block.z), std::move(affine)};
 }
 
 SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
@@ -64,7 +83,13 @@ SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t st
       second_(register_module("second",
                               DilConv(c_in, c_out, kernel, 1, padding, 1, affine, kernels))) {}
 
-at::Tensor SepConvImpl::forward(const at::Tensor& x) { return second_(first_(x)); }
+at::Tensor SepConvImpl::forward(const at::Tensor& x) {
+  if (!first_->can_fuse(x) || !second_->can_fuse(x)) return second_(first_(x));
+  // The first block's batch norm is applied on the way into the second block's depthwise conv.
+  const PendingBatchNorm first = first_->forward_pending(x, nullptr);
+  PendingBatchNorm second = second_->forward_pending(first.z, &first.affine);
+  return apply_channel_affine(std::move(second.z), second.affine);
+}
 
 FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine,
                                            KernelBackend kernels)

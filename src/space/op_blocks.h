@@ -6,6 +6,7 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 
+#include "kernels/batch_norm.h"
 #include "kernels/kernel_backend.h"
 
 namespace datanas {
@@ -27,13 +28,28 @@ class ReLUConvBNImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ReLUConvBN);
 
+// A block output whose batch norm is known but not yet applied: the output is
+// z * affine.scale[c] + affine.offset[c].
+struct PendingBatchNorm {
+  at::Tensor z;
+  ChannelAffine affine;
+};
+
 // ReLU -> depthwise conv(k, stride, dilation) -> pointwise conv -> BN. Natively the ReLU is
-// fused into the depthwise conv (no ReLU output is stored or read again).
+// fused into the depthwise conv (no ReLU output is stored or read again), and without autograd
+// the whole block up to the BN is one pass (kernels/dw_pw_block.h).
 class DilConvImpl : public torch::nn::Module {
  public:
   DilConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride, int64_t padding,
               int64_t dilation, bool affine, KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
+
+  // Whether forward_pending takes x: native kernels, autograd off, channels-last CPU input, and
+  // a batch norm that uses batch statistics.
+  bool can_fuse(const at::Tensor& x);
+  // The block on relu(input_affine(x)) (null: relu(x)) with its batch norm pending; bn's running
+  // statistics are updated as forward() would.
+  PendingBatchNorm forward_pending(const at::Tensor& x, const ChannelAffine* input_affine);
 
  private:
   int64_t stride_, padding_, dilation_;

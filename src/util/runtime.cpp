@@ -5,6 +5,10 @@
 
 #include <thread>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "util/error.h"
 
 namespace datanas {
@@ -26,6 +30,19 @@ int configure_threads(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   return threads;
+}
+
+
+bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  // Blocks up to 32 MiB (glibc's largest threshold on 64-bit) come from the heap, and the heap
+  // is never trimmed: a search step frees gigabytes of saved maps at its end and wants them all
+  // back at the next one.
+  constexpr int kMmapThreshold = 32 << 20;
+  return mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1;
+#else
+  return false;
+#endif
 }
 
 }  // namespace datanas

@@ -1,0 +1,31 @@
+// The ReLU -> depthwise -> pointwise half of DARTS' sep/dil conv blocks as one native pass per
+// sample, for forward passes without autograd (the ops an architecture step only measures, the
+// gap measurement): the depthwise output never leaves cache, and the batch-norm moments of the
+// block's output are gathered as it is written. The batch norm itself is left to the caller, so
+// a sep conv can apply its first one on the way into its second block.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "kernels/batch_norm.h"
+#include "kernels/depthwise_conv.h"
+
+namespace datanas {
+
+struct DwPwOutput {
+  at::Tensor z;          // (N, outputs, Ho, Wo) channels-last, before the batch norm
+  at::Tensor mean, var;  // double (outputs): z's batch mean and biased variance per channel
+  int64_t count = 0;     // values per channel: N * Ho * Wo
+};
+
+// Whether native_dw_pw_forward takes x: a 4-D channels-last float or double CPU tensor, with
+// autograd off (the fused pass saves nothing for a backward).
+bool can_fuse_dw_pw(const at::Tensor& x);
+
+// z = pointwise(depthwise(relu(a(x)))) with a(x) = x * scale[c] + offset[c] for a pending batch
+// norm `input_affine` (null: the identity). dw_weight (C, 1, k, k), pw_weight (outputs, C, 1, 1),
+// both of x's dtype; `options.relu_input` is implied.
+DwPwOutput native_dw_pw_forward(const at::Tensor& x, const at::Tensor& dw_weight,
+                                const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
+                                const ChannelAffine* input_affine);
+
+}  // namespace datanas

@@ -1,0 +1,101 @@
+// The fused ReLU -> depthwise -> pointwise block of the NHWC kernels (nhwc_kernels_generic.h),
+// for forward passes without autograd: each output row of the depthwise conv lives only in
+// scratch while the pointwise conv turns it into a row of z, and the batch-norm moments of z are
+// gathered while that row is still in L1. Compared with the separate kernels this saves writing
+// and reading the depthwise output and one more read of z, and three parallel regions.
+#pragma once
+#include <cstdint>
+
+#include "kernels/nhwc_conv_generic.h"
+#include "kernels/nhwc_kernels.h"
+#include "kernels/nhwc_pointwise_generic.h"
+#include "kernels/simd_generic.h"
+
+namespace datanas {
+namespace kernels {
+namespace nhwc {
+namespace {
+using namespace simd;
+
+// pad_sample with a pending per-channel affine map: relu(x * scale[c] + offset[c]) inside the
+// zero border (the batch norm of the block before, applied on the way in).
+template <typename T>
+void pad_sample_affine_relu(const T* x, T* out, int64_t C, const ConvGeometry& g, const T* scale,
+                            const T* offset) {
+  const PaddedPlane pp = padded(g);
+  const int64_t row = pp.width * C;
+  for (int64_t e = 0; e < pp.height * row; ++e) out[e] = T(0);
+  for (int64_t h = 0; h < g.height; ++h) {
+    for (int64_t w = 0; w < g.width; ++w) {
+      const T* src = x + (h * g.width + w) * C;
+      T* dst = out + (h + g.padding) * row + (w + g.padding) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        const T v = src[c] * scale[c] + offset[c];
+        dst[c] = v > T(0) ? v : T(0);
+      }
+    }
+  }
+}
+
+// Adds, per channel, the sums of (z - shift) and of its square over the `pixels` pixels of z
+// (pixels x C): float partial sums over one row, then double accumulators.
+template <typename T>
+void add_row_moments(const T* z, int64_t pixels, int64_t C, const T* shift, double* sum,
+                     double* sum_squares) {
+  for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+    DATANAS_BLOCK_TYPES(blk);
+    E s[K], q[K], sh[K];
+    clear(s, K);
+    clear(q, K);
+    for (int v = 0; v < K; ++v) sh[v] = load<E>(shift + c0 + v * L);
+    for (int64_t p = 0; p < pixels; ++p) {
+      for (int v = 0; v < K; ++v) {
+        const E d = load<E>(z + p * C + c0 + v * L) - sh[v];
+        s[v] += d;
+        q[v] += d * d;
+      }
+    }
+    T s_lanes[K * L], q_lanes[K * L];
+    for (int v = 0; v < K; ++v) {
+      store(s_lanes + v * L, s[v]);
+      store(q_lanes + v * L, q[v]);
+    }
+    for (int e = 0; e < K * L; ++e) {
+      sum[c0 + e] += static_cast<double>(s_lanes[e]);
+      sum_squares[c0 + e] += static_cast<double>(q_lanes[e]);
+    }
+  });
+}
+
+// Scratch of dw_pw_forward: the padded sample and one depthwise output row.
+inline int64_t block_scratch(const ConvGeometry& g, int64_t C) {
+  const PaddedPlane pp = padded(g);
+  return pp.height * pp.width * C + g.out_width * C;
+}
+
+template <typename T>
+void dw_pw_forward(const T* x, const T* dw, const T* pwt, T* z, int64_t C, int64_t outputs,
+                   const ConvGeometry& g, const T* in_scale, const T* in_offset, T* scratch,
+                   T* shift, double* sum, double* sum_squares) {
+  if (in_scale) {
+    pad_sample_affine_relu(x, scratch, C, g, in_scale, in_offset);
+  } else {
+    pad_sample(x, scratch, C, g, /*relu=*/true);
+  }
+  T* dw_row = scratch + padded(g).height * padded(g).width * C;
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    int64_t ow = 0;
+    for (; ow + 4 <= g.out_width; ow += 4) conv_outputs<T, 4>(scratch, dw, dw_row, C, g, oh, ow);
+    for (; ow < g.out_width; ++ow) conv_outputs<T, 1>(scratch, dw, dw_row, C, g, oh, ow);
+    T* z_row = z + oh * g.out_width * outputs;
+    pointwise<T>(dw_row, pwt, z_row, C, outputs, 0, g.out_width, /*relu_x=*/false, nullptr);
+    if (oh == 0)
+      for (int64_t o = 0; o < outputs; ++o) shift[o] = z_row[o];
+    add_row_moments(z_row, g.out_width, outputs, shift, sum, sum_squares);
+  }
+}
+
+}  // namespace
+}  // namespace nhwc
+}  // namespace kernels
+}  // namespace datanas
