@@ -13,8 +13,8 @@ namespace {
 using namespace simd;
 
 // PB pixels at a time share each weight load; the output block's accumulators stay in registers.
-// RELU reads relu(x); a gate zeroes the outputs where gate <= 0 (gate laid out like y).
-template <typename T, int PB, bool RELU>
+// RELU reads relu(x); GATE zeroes the outputs where gate <= 0 (gate laid out like y).
+template <typename T, int PB, bool RELU, bool GATE>
 inline void pointwise_pixels(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs,
                              int64_t p, const T* gate) {
   for_channel_blocks<T>(outputs, [&](auto blk, int64_t o0) {
@@ -36,29 +36,55 @@ inline void pointwise_pixels(const T* x, const T* wt, T* y, int64_t inputs, int6
     for (int q = 0; q < PB; ++q) {
       const int64_t at = (p + q) * outputs + o0;
       for (int v = 0; v < K; ++v) {
-        if (gate) acc[q][v] = load<E>(gate + at + v * L) > zero ? acc[q][v] : zero;
-        store(y + at + v * L, acc[q][v]);
+        E out = acc[q][v];
+        if (GATE) out = load<E>(gate + at + v * L) > zero ? out : zero;
+        store(y + at + v * L, out);
       }
     }
   });
 }
 
-template <typename T, bool RELU>
-void pointwise_range(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs,
-                     int64_t begin, int64_t end, const T* gate) {
+template <typename T, bool RELU, bool GATE>
+void pointwise_range(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
+                     int64_t end, const T* gate) {
   // 6 pixels x 2 vectors: 12 accumulators, the most 16 vector registers hold beside the weights.
+  // The last 1-5 pixels go together too: one pixel at a time is a chain of dependent FMAs, and
+  // rows of 8 or 32 pixels would spend a quarter or a sixteenth of their pixels that way.
   int64_t p = begin;
-  for (; p + 6 <= end; p += 6) pointwise_pixels<T, 6, RELU>(x, wt, y, inputs, outputs, p, gate);
-  for (; p < end; ++p) pointwise_pixels<T, 1, RELU>(x, wt, y, inputs, outputs, p, gate);
+  for (; p + 6 <= end; p += 6)
+    pointwise_pixels<T, 6, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+  switch (end - p) {
+    case 5:
+      pointwise_pixels<T, 5, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      break;
+    case 4:
+      pointwise_pixels<T, 4, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      break;
+    case 3:
+      pointwise_pixels<T, 3, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      break;
+    case 2:
+      pointwise_pixels<T, 2, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      break;
+    case 1:
+      pointwise_pixels<T, 1, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      break;
+    default:
+      break;
+  }
 }
 
 template <typename T>
 void pointwise(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
                int64_t end, bool relu_x, const T* gate) {
-  if (relu_x) {
-    pointwise_range<T, true>(x, wt, y, inputs, outputs, begin, end, gate);
+  if (relu_x && gate) {
+    pointwise_range<T, true, true>(x, wt, y, inputs, outputs, begin, end, gate);
+  } else if (relu_x) {
+    pointwise_range<T, true, false>(x, wt, y, inputs, outputs, begin, end, gate);
+  } else if (gate) {
+    pointwise_range<T, false, true>(x, wt, y, inputs, outputs, begin, end, gate);
   } else {
-    pointwise_range<T, false>(x, wt, y, inputs, outputs, begin, end, gate);
+    pointwise_range<T, false, false>(x, wt, y, inputs, outputs, begin, end, gate);
   }
 }
 

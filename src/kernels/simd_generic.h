@@ -38,16 +38,19 @@ struct Block {
   constexpr int K = decltype(blk)::count; \
   constexpr int L = decltype(blk)::lanes
 
+// Unaligned vector access as a plain load/store of a type with T's alignment (GCC and Clang let
+// a typedef lower alignment). A __builtin_memcpy here let GCC turn store loops over spilled
+// accumulators into 16-byte copy loops.
 template <typename E, typename T>
 inline E load(const T* p) {
-  E v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
+  typedef E Unaligned __attribute__((aligned(alignof(T)), may_alias));
+  return *reinterpret_cast<const Unaligned*>(p);
 }
 
 template <typename E, typename T>
 inline void store(T* p, const E& v) {
-  __builtin_memcpy(p, &v, sizeof v);
+  typedef E Unaligned __attribute__((aligned(alignof(T)), may_alias));
+  *reinterpret_cast<Unaligned*>(p) = v;
 }
 
 // s in every lane (s - 0 folds to s exactly, unlike 0 + s, which is wrong for s = -0).
