@@ -119,8 +119,7 @@ Command add_bench(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--stride", f->ops.stride, "ops: 1 or 2")->capture_default_str();
-  app.add_option("--ops", f->ops.names, "ops: the ops to time (default: every op)")
-      ->delimiter(',');
+  app.add_option("--ops", f->ops.names, "ops: the ops to time (default: every op)")->delimiter(',');
   app.add_option("--warmup", f->search.warmup, "untimed runs before timing")->capture_default_str();
   app.add_option("--repeats", f->search.repeats, "timed runs (the median is reported)")
       ->capture_default_str();

@@ -56,9 +56,9 @@ TEST(FusedBlock, SepAndDilConvsMatchLibTorchWithoutAutograd) {
           EXPECT_LE(relative_error(got, expected), 1e-5) << what;
           auto br = reference.ptr()->named_buffers(), bf = fused.ptr()->named_buffers();
           for (const auto& item : br) {
-            EXPECT_LE(relative_error(bf[item.key()].to(torch::kDouble),
-                                     item.value().to(torch::kDouble)),
-                      1e-5)
+            EXPECT_LE(
+                relative_error(bf[item.key()].to(torch::kDouble), item.value().to(torch::kDouble)),
+                1e-5)
                 << what << " " << item.key();
           }
         }
@@ -81,8 +81,8 @@ TEST(FusedBlock, BlockAndMomentsMatchAtenInDouble) {
                                  torch::randn({s.c}, torch::kDouble)};
       at::NoGradGuard no_grad;
       const DwPwOutput got = native_dw_pw_forward(x, dw, pw, {stride, 4, 2, true}, &affine);
-      const at::Tensor a = at::relu(x * affine.scale.view({1, -1, 1, 1}) +
-                                    affine.offset.view({1, -1, 1, 1}));
+      const at::Tensor a =
+          at::relu(x * affine.scale.view({1, -1, 1, 1}) + affine.offset.view({1, -1, 1, 1}));
       const at::Tensor z = at::conv2d(at::conv2d(a, dw, {}, stride, 4, 2, s.c), pw);
       const std::string what = std::to_string(s.n) + "x" + std::to_string(s.c) + "x" +
                                std::to_string(s.h) + "x" + std::to_string(s.w) + " s" +

@@ -132,8 +132,8 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
       table.max_pool_backward(x.data_ptr<float>(), pool_gy.data_ptr<float>(),
                               o[4].data_ptr<float>(), C, pg);
       // 7 pixels of C inputs to 13 outputs.
-      table.pointwise(x.data_ptr<float>(), w.data_ptr<float>(), o[5].data_ptr<float>(), C, 13, 0,
-                      7, /*relu_x=*/true, nullptr);
+      table.pointwise(x.data_ptr<float>(), w.data_ptr<float>(), o[5].data_ptr<float>(), C, 13, 0, 7,
+                      /*relu_x=*/true, nullptr);
     }
     for (int i = 0; i < 6; ++i)
       EXPECT_LE(relative_error(out[0][i], out[1][i]), 1e-5) << "C " << C << " output " << i;
@@ -164,8 +164,8 @@ TEST(KernelOps, NativeAndTorchBackendsAgree) {
           at::Tensor xa = x.clone().requires_grad_(true), xb = x.clone().requires_grad_(true);
           at::Tensor ya = a.forward<at::Tensor>(xa), yb = b.forward<at::Tensor>(xb);
           at::Tensor up = torch::randn(ya.sizes());
-          const std::string what = layout_name(nhwc) + name + " s" + std::to_string(stride) +
-                                   (affine ? " affine" : "");
+          const std::string what =
+              layout_name(nhwc) + name + " s" + std::to_string(stride) + (affine ? " affine" : "");
           EXPECT_LE(relative_error(yb, ya), 1e-5) << what;
           if (!ya.requires_grad()) continue;  // none
           (ya * up).sum().backward();
@@ -178,9 +178,9 @@ TEST(KernelOps, NativeAndTorchBackendsAgree) {
           }
           auto ba = a.ptr()->named_buffers(), bb = b.ptr()->named_buffers();
           for (const auto& item : ba) {
-            EXPECT_LE(relative_error(bb[item.key()].to(torch::kDouble),
-                                     item.value().to(torch::kDouble)),
-                      1e-5)
+            EXPECT_LE(
+                relative_error(bb[item.key()].to(torch::kDouble), item.value().to(torch::kDouble)),
+                1e-5)
                 << what << " " << item.key();
           }
           a.ptr()->eval();

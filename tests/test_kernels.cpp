@@ -87,19 +87,18 @@ TEST(KernelPointwise, MatchesLibTorch) {
           at::Tensor x = laid_out(torch::randn({s.n, s.c, s.h, s.w}), nhwc);
           at::Tensor w = torch::randn({outputs, s.c, 1, 1});
           at::Tensor up = torch::randn({s.n, outputs, s.h, s.w});
-          expect_close(
-              value_and_grads(
-                  [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-                    return native_pointwise_conv2d(in, l[0], relu);
-                  },
-                  x, {w}, up),
-              value_and_grads(
-                  [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-                    return at::conv2d(relu ? at::relu(in) : in, l[0]);
-                  },
-                  x, {w}, up),
-              std::string(layout_name(nhwc)) + (relu ? "relu " : "") + std::to_string(s.c) + "->" +
-                  std::to_string(outputs));
+          expect_close(value_and_grads(
+                           [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+                             return native_pointwise_conv2d(in, l[0], relu);
+                           },
+                           x, {w}, up),
+                       value_and_grads(
+                           [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+                             return at::conv2d(relu ? at::relu(in) : in, l[0]);
+                           },
+                           x, {w}, up),
+                       std::string(layout_name(nhwc)) + (relu ? "relu " : "") +
+                           std::to_string(s.c) + "->" + std::to_string(outputs));
         }
       }
     }

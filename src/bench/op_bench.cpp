@@ -34,8 +34,8 @@ std::vector<NamedOp> bench_ops(const std::vector<std::string>& names, int64_t ch
   std::vector<NamedOp> ops;
   for (const auto& name : names) {
     if (name == kPreprocess) {
-      ops.push_back({name, torch::nn::AnyModule(
-                               ReLUConvBN(channels, channels, 1, 1, 0, false, kernels))});
+      ops.push_back(
+          {name, torch::nn::AnyModule(ReLUConvBN(channels, channels, 1, 1, 0, false, kernels))});
     } else {
       ops.push_back({name, make_cnn_op(name, channels, stride, /*affine=*/false,
                                        /*pool_bn=*/true, kernels)});

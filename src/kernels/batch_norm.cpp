@@ -200,8 +200,8 @@ BatchMoments normalize_typed(const at::Tensor& x, const at::Tensor& weight, cons
     mean.data_ptr<double>()[c] = static_cast<double>(shift[c]) + shifted_mean;
   }
   at::Tensor scale, offset;
-  const BatchMoments m = affine_from_moments(mean, var, M, weight, bias, running_mean,
-                                             running_var, momentum, eps, scale, offset);
+  const BatchMoments m = affine_from_moments(mean, var, M, weight, bias, running_mean, running_var,
+                                             momentum, eps, scale, offset);
   apply_scale_shift<T>(x, y, values_of<T>(scale), values_of<T>(offset));
   return m;
 }
@@ -335,8 +335,8 @@ ChannelAffine batch_norm_affine(torch::nn::BatchNorm2dImpl& bn, const at::Tensor
   if (count < 2) throw Error("batch norm: expected more than one value per channel in training");
   const double factor = next_momentum(bn);
   at::Tensor scale, offset;
-  affine_from_moments(mean, var, count, bn.weight, bn.bias, bn.running_mean, bn.running_var,
-                      factor, bn.options.eps(), scale, offset);
+  affine_from_moments(mean, var, count, bn.weight, bn.bias, bn.running_mean, bn.running_var, factor,
+                      bn.options.eps(), scale, offset);
   return {scale, offset};
 }
 

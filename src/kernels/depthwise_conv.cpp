@@ -114,8 +114,8 @@ struct DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFun
     const at::Tensor& x = saved[0];
     const at::Tensor& w = saved[1];
     const kernels::ConvGeometry g =
-        depthwise_geometry(x, w, ctx->saved_data["stride"].toInt(), ctx->saved_data["padding"].toInt(),
-                 ctx->saved_data["dilation"].toInt());
+        depthwise_geometry(x, w, ctx->saved_data["stride"].toInt(),
+                           ctx->saved_data["padding"].toInt(), ctx->saved_data["dilation"].toInt());
     const bool relu = ctx->saved_data["relu"].toBool();
     const at::MemoryFormat layout = kernels::layout_of(x);
     at::Tensor gy = grads[0].contiguous(layout);

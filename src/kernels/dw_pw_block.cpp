@@ -60,12 +60,11 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
   const T* sp = input_affine ? in_scale.data_ptr<T>() : nullptr;
   const T* op = input_affine ? in_offset.data_ptr<T>() : nullptr;
   T* zp = out.z.data_ptr<T>();
-  kernels::for_each_sample<T>(N, kernels::nhwc_block_scratch_elements(g, C),
-                              [&](int64_t n, T* scratch) {
-                                k.dw_pw_forward(xp + n * in, wp, pp, zp + n * out_size, C, outputs,
-                                                g, sp, op, scratch, &shift[n * outputs],
-                                                &sum[n * outputs], &sum_squares[n * outputs]);
-                              });
+  kernels::for_each_sample<T>(
+      N, kernels::nhwc_block_scratch_elements(g, C), [&](int64_t n, T* scratch) {
+        k.dw_pw_forward(xp + n * in, wp, pp, zp + n * out_size, C, outputs, g, sp, op, scratch,
+                        &shift[n * outputs], &sum[n * outputs], &sum_squares[n * outputs]);
+      });
   out.mean = at::empty({outputs}, x.options().dtype(at::kDouble));
   out.var = at::empty({outputs}, x.options().dtype(at::kDouble));
   combine_samples(std::vector<double>(shift.begin(), shift.end()), sum, sum_squares, N, outputs,
@@ -91,8 +90,8 @@ DwPwOutput native_dw_pw_forward(const at::Tensor& input, const at::Tensor& dw_we
   if (pw_weight.dim() != 4 || pw_weight.size(1) != x.size(1) || pw_weight.size(2) != 1 ||
       pw_weight.size(3) != 1 || pw_weight.scalar_type() != x.scalar_type())
     throw Error("dw-pw block: expected a (outputs, C, 1, 1) pointwise weight of x's dtype");
-  if (input_affine && (input_affine->scale.numel() != x.size(1) ||
-                       input_affine->offset.numel() != x.size(1)))
+  if (input_affine &&
+      (input_affine->scale.numel() != x.size(1) || input_affine->offset.numel() != x.size(1)))
     throw Error("dw-pw block: expected an input affine map of one value per channel");
   if (x.scalar_type() == at::kFloat)
     return forward_typed<float>(x, dw_weight, pw_weight, g, input_affine);

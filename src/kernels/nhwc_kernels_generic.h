@@ -7,8 +7,8 @@
 
 #include "kernels/nhwc_block_generic.h"
 #include "kernels/nhwc_conv_generic.h"
-#include "kernels/nhwc_pointwise_generic.h"
 #include "kernels/nhwc_kernels.h"
+#include "kernels/nhwc_pointwise_generic.h"
 #include "kernels/simd_generic.h"
 
 namespace datanas {

@@ -65,8 +65,7 @@ void apply_nhwc(const at::Tensor& x, const at::Tensor& wt, at::Tensor& y, bool r
 }
 
 template <typename T>
-at::Tensor weight_grad_nhwc(const at::Tensor& x, const at::Tensor& gy, int64_t outputs,
-                            bool relu) {
+at::Tensor weight_grad_nhwc(const at::Tensor& x, const at::Tensor& gy, int64_t outputs, bool relu) {
   const auto& k = kernels::nhwc_table<T>();
   const int64_t inputs = x.size(1), P = x.numel() / inputs;
   at::Tensor partial = at::zeros({(P + kChunk - 1) / kChunk, outputs * inputs}, x.options());
@@ -124,7 +123,8 @@ struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFun
         gx = at::empty_like(x);
         // Through the fused ReLU, the gradient passes where x > 0.
         const at::Tensor gate = relu ? x : at::Tensor();
-        f32 ? apply_nhwc<float>(gy, w, gx, false, gate) : apply_nhwc<double>(gy, w, gx, false, gate);
+        f32 ? apply_nhwc<float>(gy, w, gx, false, gate)
+            : apply_nhwc<double>(gy, w, gx, false, gate);
       }
       if (want_weight)
         gw = f32 ? weight_grad_nhwc<float>(x, gy, outputs, relu)
@@ -144,8 +144,7 @@ struct PointwiseConvFunction : public torch::autograd::Function<PointwiseConvFun
 
 }  // namespace
 
-at::Tensor native_pointwise_conv2d(const at::Tensor& x, const at::Tensor& weight,
-                                   bool relu_input) {
+at::Tensor native_pointwise_conv2d(const at::Tensor& x, const at::Tensor& weight, bool relu_input) {
   if (relu_input && !kernels::is_nhwc(kernels::layout_of(x)))
     return PointwiseConvFunction::apply(at::relu(x), weight, false);
   return PointwiseConvFunction::apply(x, weight, relu_input);

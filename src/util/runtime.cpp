@@ -32,7 +32,6 @@ int configure_threads(int threads) {
   return threads;
 }
 
-
 bool keep_freed_memory() {
 #if defined(__GLIBC__)
   // Blocks up to 32 MiB (glibc's largest threshold on 64-bit) come from the heap, and the heap

@@ -1,8 +1,8 @@
 // Process-wide runtime settings: compute device, thread count, allocator.
 #pragma once
-#include <string>
-
 #include <c10/core/Device.h>
+
+#include <string>
 
 namespace datanas {
 
