@@ -83,6 +83,18 @@ void expect_finite_differences(F f, const at::Tensor& x, const std::vector<at::T
   }
 }
 
+// Every buffer of `got` (running statistics, batch counts) within 1e-5 of `expected`'s.
+inline void expect_buffers_close(const torch::nn::Module& got, const torch::nn::Module& expected,
+                                 const std::string& what) {
+  auto theirs = got.named_buffers();
+  for (const auto& item : expected.named_buffers()) {
+    EXPECT_LE(
+        relative_error(theirs[item.key()].to(torch::kDouble), item.value().to(torch::kDouble)),
+        1e-5)
+        << what << " " << item.key();
+  }
+}
+
 // x in channels-last layout when `nhwc`, else NCHW: the native kernels run in either.
 inline at::Tensor laid_out(const at::Tensor& x, bool nhwc) {
   return x.contiguous(nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);

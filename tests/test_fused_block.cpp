@@ -54,13 +54,7 @@ TEST(FusedBlock, SepAndDilConvsMatchLibTorchWithoutAutograd) {
           const at::Tensor got = fused.forward<at::Tensor>(x);
           EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast)) << what;
           EXPECT_LE(relative_error(got, expected), 1e-5) << what;
-          auto br = reference.ptr()->named_buffers(), bf = fused.ptr()->named_buffers();
-          for (const auto& item : br) {
-            EXPECT_LE(
-                relative_error(bf[item.key()].to(torch::kDouble), item.value().to(torch::kDouble)),
-                1e-5)
-                << what << " " << item.key();
-          }
+          expect_buffers_close(*fused.ptr(), *reference.ptr(), what);
         }
       }
     }

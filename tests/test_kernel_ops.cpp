@@ -176,13 +176,7 @@ TEST(KernelOps, NativeAndTorchBackendsAgree) {
             EXPECT_LE(relative_error(pb[item.key()].grad(), item.value().grad()), 1e-5)
                 << what << " " << item.key();
           }
-          auto ba = a.ptr()->named_buffers(), bb = b.ptr()->named_buffers();
-          for (const auto& item : ba) {
-            EXPECT_LE(
-                relative_error(bb[item.key()].to(torch::kDouble), item.value().to(torch::kDouble)),
-                1e-5)
-                << what << " " << item.key();
-          }
+          expect_buffers_close(*b.ptr(), *a.ptr(), what);
           a.ptr()->eval();
           b.ptr()->eval();
           EXPECT_LE(relative_error(b.forward<at::Tensor>(x), a.forward<at::Tensor>(x)), 1e-5)

@@ -37,8 +37,19 @@ void pad_sample_affine_relu(const T* x, T* out, int64_t C, const ConvGeometry& g
   }
 }
 
+// out[e] += the e-th lane of a[0..n) as a double, e < n * lanes.
+template <typename E, typename T>
+inline void add_lanes(const E* a, int n, double* out) {
+  constexpr int L = sizeof(E) / sizeof(T);
+  for (int v = 0; v < n; ++v) {
+    T lanes[L];
+    store(lanes, a[v]);
+    for (int e = 0; e < L; ++e) out[v * L + e] += static_cast<double>(lanes[e]);
+  }
+}
+
 // Adds, per channel, the sums of (z - shift) and of its square over the `pixels` pixels of z
-// (pixels x C): float partial sums over one row, then double accumulators.
+// (pixels x C): partial sums in T over the pixels, then double accumulators.
 template <typename T>
 void add_row_moments(const T* z, int64_t pixels, int64_t C, const T* shift, double* sum,
                      double* sum_squares) {
@@ -55,15 +66,8 @@ void add_row_moments(const T* z, int64_t pixels, int64_t C, const T* shift, doub
         q[v] += d * d;
       }
     }
-    T s_lanes[K * L], q_lanes[K * L];
-    for (int v = 0; v < K; ++v) {
-      store(s_lanes + v * L, s[v]);
-      store(q_lanes + v * L, q[v]);
-    }
-    for (int e = 0; e < K * L; ++e) {
-      sum[c0 + e] += static_cast<double>(s_lanes[e]);
-      sum_squares[c0 + e] += static_cast<double>(q_lanes[e]);
-    }
+    add_lanes<E, T>(s, K, sum + c0);
+    add_lanes<E, T>(q, K, sum_squares + c0);
   });
 }
 

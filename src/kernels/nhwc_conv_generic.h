@@ -1,5 +1,6 @@
-// The NHWC depthwise convolution, forward and backward, part of the NHWC kernels
-// (nhwc_kernels_generic.h): each sample is first copied into scratch with its zero border.
+// The NHWC depthwise convolution's forward, part of the NHWC kernels (nhwc_kernels_generic.h;
+// the backward is in nhwc_conv_backward_generic.h): each sample is first copied into scratch
+// with its zero border.
 #pragma once
 #include <cstdint>
 
@@ -68,10 +69,11 @@ inline void conv_outputs(const T* P, const T* w, T* y_row, int64_t C, const Conv
   });
 }
 
-// Scratch: the padded sample, and (backward) its padded input gradient.
+// Scratch: the padded sample, and (backward) its padded input gradient or padded output
+// gradient and the flipped taps.
 inline int64_t conv_scratch(const ConvGeometry& g, int64_t C) {
   const PaddedPlane pp = padded(g);
-  return 2 * pp.height * pp.width * C;
+  return 2 * pp.height * pp.width * C + g.kernel * g.kernel * C;
 }
 
 template <typename T>
@@ -83,79 +85,6 @@ void conv_forward(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g
     int64_t ow = 0;
     for (; ow + 4 <= g.out_width; ow += 4) conv_outputs<T, 4>(scratch, w, y_row, C, g, oh, ow);
     for (; ow < g.out_width; ++ow) conv_outputs<T, 1>(scratch, w, y_row, C, g, oh, ow);
-  }
-}
-
-// Scatter form for outputs ow .. ow + PB - 1: each output's gradient goes to the padded inputs
-// it read (G) and, with WGRAD, to the taps (gw, summed over the PB outputs in registers first).
-template <typename T, int PB, bool WGRAD>
-inline void conv_output_grads(const T* P, const T* w, const T* gy_row, T* G, T* gw, int64_t C,
-                              const ConvGeometry& g, int64_t oh, int64_t ow) {
-  const int64_t k = g.kernel, d = g.dilation, s = g.stride, pitch = padded(g).width * C;
-  for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
-    DATANAS_BLOCK_TYPES(blk);
-    E up[PB][K];
-    for (int q = 0; q < PB; ++q)
-      for (int v = 0; v < K; ++v) up[q][v] = load<E>(gy_row + (ow + q) * C + c0 + v * L);
-    for (int64_t i = 0; i < k; ++i) {
-      const int64_t row = (oh * s + i * d) * pitch + ow * s * C + c0;
-      for (int64_t j = 0; j < k; ++j) {
-        const int64_t tap = (i * k + j) * C + c0;
-        E wv[K], tap_grad[K];
-        clear(tap_grad, K);
-        for (int v = 0; v < K; ++v) wv[v] = load<E>(w + tap + v * L);
-        for (int q = 0; q < PB; ++q) {
-          const int64_t at = row + (q * s + j * d) * C;
-          for (int v = 0; v < K; ++v) {
-            if (WGRAD) tap_grad[v] += up[q][v] * load<E>(P + at + v * L);
-            store(G + at + v * L, load<E>(G + at + v * L) + wv[v] * up[q][v]);
-          }
-        }
-        if (WGRAD)
-          for (int v = 0; v < K; ++v)
-            store(gw + tap + v * L, load<E>(gw + tap + v * L) + tap_grad[v]);
-      }
-    }
-  });
-}
-
-template <typename T, bool WGRAD>
-inline void conv_row_grads(const T* P, const T* w, const T* gy_row, T* G, T* gw, int64_t C,
-                           const ConvGeometry& g, int64_t oh) {
-  int64_t ow = 0;
-  for (; ow + 4 <= g.out_width; ow += 4)
-    conv_output_grads<T, 4, WGRAD>(P, w, gy_row, G, gw, C, g, oh, ow);
-  for (; ow < g.out_width; ++ow) conv_output_grads<T, 1, WGRAD>(P, w, gy_row, G, gw, C, g, oh, ow);
-}
-
-template <typename T>
-void conv_backward(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
-                   const ConvGeometry& g, bool relu, T* scratch) {
-  const PaddedPlane pp = padded(g);
-  T* P = scratch;
-  T* G = scratch + pp.height * pp.width * C;
-  // Without a weight gradient (gw null: an architecture step) the padded input is not read.
-  if (gw) pad_sample(x, P, C, g, relu);
-  for (int64_t e = 0; e < pp.height * pp.width * C; ++e) G[e] = T(0);
-  for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    const T* gy_row = gy + oh * g.out_width * C;
-    if (gw) {
-      conv_row_grads<T, true>(P, w, gy_row, G, gw, C, g, oh);
-    } else {
-      conv_row_grads<T, false>(P, w, gy_row, G, gw, C, g, oh);
-    }
-  }
-  // The inner part of G is the input gradient; the ReLU passes it where x > 0.
-  const int64_t inner = g.width * C;
-  for (int64_t h = 0; h < g.height; ++h) {
-    const T* src = G + (h + g.padding) * pp.width * C + g.padding * C;
-    const T* xr = x + h * inner;
-    T* dst = gx + h * inner;
-    if (relu) {
-      for (int64_t e = 0; e < inner; ++e) dst[e] = xr[e] > T(0) ? src[e] : T(0);
-    } else {
-      for (int64_t e = 0; e < inner; ++e) dst[e] = src[e];
-    }
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "kernels/nhwc_block_generic.h"
+#include "kernels/nhwc_conv_backward_generic.h"
 #include "kernels/nhwc_conv_generic.h"
 #include "kernels/nhwc_kernels.h"
 #include "kernels/nhwc_pointwise_generic.h"
@@ -145,16 +146,16 @@ void avg_pool_backward(const T* gy, T* gx, int64_t C, const PoolGeometry& g) {
   }
 }
 
+// Batch-norm sums in blocks of kMomentBlock pixels: a block sums in T (vectors), then joins the
+// per-channel double sums, so the double work is per block rather than per value.
+constexpr int64_t kMomentBlock = 32;
+
 template <typename T>
 void moments(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, double* sum,
              double* sum_squares) {
-  for (int64_t p = begin; p < end; ++p) {
-    const T* xp = x + p * C;
-    for (int64_t c = 0; c < C; ++c) {
-      const double v = static_cast<double>(xp[c] - shift[c]);
-      sum[c] += v;
-      sum_squares[c] += v * v;
-    }
+  for (int64_t b = begin; b < end; b += kMomentBlock) {
+    const int64_t pixels = end - b < kMomentBlock ? end - b : kMomentBlock;
+    add_row_moments(x + b * C, pixels, C, shift, sum, sum_squares);
   }
 }
 
@@ -168,12 +169,24 @@ void scale_shift(const T* x, T* y, int64_t C, int64_t begin, int64_t end, const 
 template <typename T>
 void grad_moments(const T* x, const T* gy, int64_t C, int64_t begin, int64_t end, const T* mean,
                   double* sum_gy, double* sum_gy_xc) {
-  for (int64_t p = begin; p < end; ++p) {
-    for (int64_t c = 0; c < C; ++c) {
-      const double g = static_cast<double>(gy[p * C + c]);
-      sum_gy[c] += g;
-      sum_gy_xc[c] += g * static_cast<double>(x[p * C + c] - mean[c]);
-    }
+  for (int64_t b = begin; b < end; b += kMomentBlock) {
+    const int64_t pixels = end - b < kMomentBlock ? end - b : kMomentBlock;
+    for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+      DATANAS_BLOCK_TYPES(blk);
+      E s[K], q[K], m[K];
+      clear(s, K);
+      clear(q, K);
+      for (int v = 0; v < K; ++v) m[v] = load<E>(mean + c0 + v * L);
+      for (int64_t p = b; p < b + pixels; ++p) {
+        for (int v = 0; v < K; ++v) {
+          const E g = load<E>(gy + p * C + c0 + v * L);
+          s[v] += g;
+          q[v] += g * (load<E>(x + p * C + c0 + v * L) - m[v]);
+        }
+      }
+      add_lanes<E, T>(s, K, sum_gy + c0);
+      add_lanes<E, T>(q, K, sum_gy_xc + c0);
+    });
   }
 }
 
