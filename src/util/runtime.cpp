@@ -34,9 +34,9 @@ int configure_threads(int threads) {
 
 bool keep_freed_memory() {
 #if defined(__GLIBC__)
-  // Blocks up to 32 MiB (glibc's largest threshold on 64-bit) come from the heap, and the heap
-  // is never trimmed: a search step frees gigabytes of saved maps at its end and wants them all
-  // back at the next one.
+  // Blocks up to 32 MiB (the most glibc's own adaptive threshold reaches on 64-bit) come from
+  // the heap, and the heap is never trimmed: a search step frees gigabytes of saved maps at its
+  // end and wants them all back at the next one.
   constexpr int kMmapThreshold = 32 << 20;
   return mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1;
 #else
