@@ -14,7 +14,8 @@ namespace {
 // Per-sample moments around each sample's own shift, combined exactly (Chan et al.'s parallel
 // variance): mean = the mean of the sample means, M2 = sum of the samples' M2 plus the spread
 // of their means.
-void combine_samples(const std::vector<double>& shift, const std::vector<double>& sum,
+template <typename T>
+void combine_samples(const std::vector<T>& shift, const std::vector<double>& sum,
                      const std::vector<double>& sum_squares, int64_t N, int64_t C,
                      int64_t per_sample, at::Tensor& mean, at::Tensor& var) {
   double* m = mean.data_ptr<double>();
@@ -67,8 +68,8 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
       });
   out.mean = at::empty({outputs}, x.options().dtype(at::kDouble));
   out.var = at::empty({outputs}, x.options().dtype(at::kDouble));
-  combine_samples(std::vector<double>(shift.begin(), shift.end()), sum, sum_squares, N, outputs,
-                  g.out_height * g.out_width, out.mean, out.var);
+  combine_samples(shift, sum, sum_squares, N, outputs, g.out_height * g.out_width, out.mean,
+                  out.var);
   return out;
 }
 

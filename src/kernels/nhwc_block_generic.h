@@ -17,37 +17,6 @@ namespace nhwc {
 namespace {
 using namespace simd;
 
-// pad_sample with a pending per-channel affine map: relu(x * scale[c] + offset[c]) inside the
-// zero border (the batch norm of the block before, applied on the way in).
-template <typename T>
-void pad_sample_affine_relu(const T* x, T* out, int64_t C, const ConvGeometry& g, const T* scale,
-                            const T* offset) {
-  const PaddedPlane pp = padded(g);
-  const int64_t row = pp.width * C;
-  for (int64_t e = 0; e < pp.height * row; ++e) out[e] = T(0);
-  for (int64_t h = 0; h < g.height; ++h) {
-    for (int64_t w = 0; w < g.width; ++w) {
-      const T* src = x + (h * g.width + w) * C;
-      T* dst = out + (h + g.padding) * row + (w + g.padding) * C;
-      for (int64_t c = 0; c < C; ++c) {
-        const T v = src[c] * scale[c] + offset[c];
-        dst[c] = v > T(0) ? v : T(0);
-      }
-    }
-  }
-}
-
-// out[e] += the e-th lane of a[0..n) as a double, e < n * lanes.
-template <typename E, typename T>
-inline void add_lanes(const E* a, int n, double* out) {
-  constexpr int L = sizeof(E) / sizeof(T);
-  for (int v = 0; v < n; ++v) {
-    T lanes[L];
-    store(lanes, a[v]);
-    for (int e = 0; e < L; ++e) out[v * L + e] += static_cast<double>(lanes[e]);
-  }
-}
-
 // Adds, per channel, the sums of (z - shift) and of its square over the `pixels` pixels of z
 // (pixels x C): partial sums in T over the pixels, then double accumulators.
 template <typename T>
@@ -81,11 +50,7 @@ template <typename T>
 void dw_pw_forward(const T* x, const T* dw, const T* pwt, T* z, int64_t C, int64_t outputs,
                    const ConvGeometry& g, const T* in_scale, const T* in_offset, T* scratch,
                    T* shift, double* sum, double* sum_squares) {
-  if (in_scale) {
-    pad_sample_affine_relu(x, scratch, C, g, in_scale, in_offset);
-  } else {
-    pad_sample(x, scratch, C, g, /*relu=*/true);
-  }
+  pad_sample(x, scratch, C, g, /*relu=*/true, in_scale, in_offset);
   T* dw_row = scratch + padded(g).height * padded(g).width * C;
   for (int64_t oh = 0; oh < g.out_height; ++oh) {
     int64_t ow = 0;

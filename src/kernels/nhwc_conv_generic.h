@@ -24,8 +24,11 @@ inline PaddedPlane padded(const ConvGeometry& g) {
   return {g.height + 2 * g.padding, g.width + 2 * g.padding};
 }
 
+// A pending per-channel affine map (scale non-null: the batch norm of the block before, applied
+// on the way in) maps x to x * scale[c] + offset[c] before the ReLU.
 template <typename T>
-void pad_sample(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu) {
+void pad_sample(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu,
+                const T* scale = nullptr, const T* offset = nullptr) {
   const PaddedPlane pp = padded(g);
   const int64_t row = pp.width * C, border = g.padding * C, inner = g.width * C;
   for (int64_t e = 0; e < g.padding * row; ++e) out[e] = T(0);
@@ -33,7 +36,14 @@ void pad_sample(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu)
     T* dst = out + (h + g.padding) * row;
     const T* src = x + h * inner;
     for (int64_t e = 0; e < border; ++e) dst[e] = T(0);
-    if (relu) {
+    if (scale) {
+      for (int64_t w = 0; w < g.width; ++w) {
+        for (int64_t c = 0; c < C; ++c) {
+          const T v = src[w * C + c] * scale[c] + offset[c];
+          dst[border + w * C + c] = relu && !(v > T(0)) ? T(0) : v;
+        }
+      }
+    } else if (relu) {
       for (int64_t e = 0; e < inner; ++e) dst[border + e] = src[e] > T(0) ? src[e] : T(0);
     } else {
       for (int64_t e = 0; e < inner; ++e) dst[border + e] = src[e];

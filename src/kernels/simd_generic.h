@@ -71,6 +71,17 @@ inline E relu_of(E v) {
   return v > zero ? v : zero;
 }
 
+// out[e] += the e-th lane of a[0..n) as a double, e < n * lanes.
+template <typename E, typename T>
+inline void add_lanes(const E* a, int n, double* out) {
+  constexpr int L = sizeof(E) / sizeof(T);
+  for (int v = 0; v < n; ++v) {
+    T lanes[L];
+    store(lanes, a[v]);
+    for (int e = 0; e < L; ++e) out[v * L + e] += static_cast<double>(lanes[e]);
+  }
+}
+
 // f(Block, c0) for channel blocks [c0, c0 + Block::width) covering [0, C).
 template <typename T, typename F>
 inline void for_channel_blocks(int64_t C, const F& f) {
