@@ -119,6 +119,23 @@ TEST_P(FastPath, JointStepMatchesDense) {
   expect_close(fast.weight_grads(), dense.weight_grads(), 1e-4, label() + " weight gradients");
 }
 
+// The alpha gradients a step leaves are plain tensors, never views: the next step's zero_grad
+// detaches them in place, which a view refuses. (autograd can hand back a view when a single
+// path reaches alpha; with these draws it does within the first steps.)
+TEST(FastPathSteps, ArchitectureStepsLeavePlainAlphaGradients) {
+  SearchOptions o = tiny_options("fast", 1, Granularity::kNode);
+  o.net.layers = 5;
+  Stepper fast(o);
+  auto context = fast.context();
+  at::Generator g = draws(3);
+  const Batch val = random_batch(2);
+  for (int step = 0; step < 6; ++step) {
+    ASSERT_NO_THROW(architecture_step(context, val, g)) << "step " << step;
+    EXPECT_FALSE(fast.state.alpha_normal.grad().is_view()) << "step " << step;
+    EXPECT_FALSE(fast.state.alpha_reduce.grad().is_view()) << "step " << step;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(GranularityAndM, FastPath,
                          ::testing::Combine(::testing::Values(Granularity::kEdge,
                                                               Granularity::kNode),

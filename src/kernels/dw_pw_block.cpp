@@ -35,10 +35,29 @@ void combine_samples(const std::vector<T>& shift, const std::vector<double>& sum
   }
 }
 
+// Per channel: sum of g * (z - mean) = sum over samples of (their sum of g * (z - shift)) +
+// (shift - mean) * (their sum of g); and the sum of g.
+template <typename T>
+void combine_gradient_sums(const std::vector<T>& shift, const std::vector<double>& sum_g,
+                           const std::vector<double>& sum_gz, int64_t N, int64_t C,
+                           const at::Tensor& mean, at::Tensor& g_z_centered, at::Tensor& g_sum) {
+  const double* m = mean.data_ptr<double>();
+  double* d = g_z_centered.data_ptr<double>();
+  double* s = g_sum.data_ptr<double>();
+  for (int64_t c = 0; c < C; ++c) {
+    d[c] = s[c] = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      d[c] += sum_gz[n * C + c] + (shift[n * C + c] - m[c]) * sum_g[n * C + c];
+      s[c] += sum_g[n * C + c];
+    }
+  }
+}
+
+// g defined: z is not stored, and the gradient sums are gathered instead.
 template <typename T>
 DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
                          const at::Tensor& pw_weight, const kernels::ConvGeometry& g,
-                         const ChannelAffine* input_affine) {
+                         const ChannelAffine* input_affine, const at::Tensor& grad) {
   const auto& k = kernels::nhwc_table<T>();
   const int64_t N = x.size(0), C = x.size(1), outputs = pw_weight.size(0);
   const at::Tensor taps = dw_weight.contiguous().view({C, -1}).t().contiguous();
@@ -48,42 +67,50 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
     in_scale = input_affine->scale.to(x.scalar_type()).contiguous();
     in_offset = input_affine->offset.to(x.scalar_type()).contiguous();
   }
+  const bool measure = grad.defined();
   DwPwOutput out;
-  out.z = at::empty({N, outputs, g.out_height, g.out_width},
-                    x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (!measure)
+    out.z = at::empty({N, outputs, g.out_height, g.out_width},
+                      x.options().memory_format(at::MemoryFormat::ChannelsLast));
   out.count = N * g.out_height * g.out_width;
   std::vector<T> shift(N * outputs);
   std::vector<double> sum(N * outputs, 0.0), sum_squares(N * outputs, 0.0);
+  std::vector<double> sum_g(measure ? N * outputs : 0, 0.0), sum_gz(sum_g);
   const int64_t in = g.height * g.width * C, out_size = g.out_height * g.out_width * outputs;
   const T* xp = x.data_ptr<T>();
   const T* wp = taps.data_ptr<T>();
   const T* pp = pwt.data_ptr<T>();
   const T* sp = input_affine ? in_scale.data_ptr<T>() : nullptr;
   const T* op = input_affine ? in_offset.data_ptr<T>() : nullptr;
-  T* zp = out.z.data_ptr<T>();
-  kernels::for_each_sample<T>(
-      N, kernels::nhwc_block_scratch_elements(g, C), [&](int64_t n, T* scratch) {
-        k.dw_pw_forward(xp + n * in, wp, pp, zp + n * out_size, C, outputs, g, sp, op, scratch,
-                        &shift[n * outputs], &sum[n * outputs], &sum_squares[n * outputs]);
-      });
-  out.mean = at::empty({outputs}, x.options().dtype(at::kDouble));
-  out.var = at::empty({outputs}, x.options().dtype(at::kDouble));
+  const T* gp = measure ? grad.data_ptr<T>() : nullptr;
+  T* zp = measure ? nullptr : out.z.data_ptr<T>();
+  kernels::for_each_sample<
+      T>(N, kernels::nhwc_block_scratch_elements(g, C, outputs), [&](int64_t n, T* scratch) {
+    kernels::BlockSums<T> sums{&shift[n * outputs], &sum[n * outputs], &sum_squares[n * outputs]};
+    if (measure) {
+      sums.g = gp + n * out_size;
+      sums.sum_g = &sum_g[n * outputs];
+      sums.sum_gz = &sum_gz[n * outputs];
+    }
+    k.dw_pw_forward(xp + n * in, wp, pp, zp ? zp + n * out_size : nullptr, C, outputs, g, sp, op,
+                    scratch, sums);
+  });
+  const at::TensorOptions doubles = x.options().dtype(at::kDouble);
+  out.mean = at::empty({outputs}, doubles);
+  out.var = at::empty({outputs}, doubles);
   combine_samples(shift, sum, sum_squares, N, outputs, g.out_height * g.out_width, out.mean,
                   out.var);
+  if (measure) {
+    out.g_z_centered = at::empty({outputs}, doubles);
+    out.g_sum = at::empty({outputs}, doubles);
+    combine_gradient_sums(shift, sum_g, sum_gz, N, outputs, out.mean, out.g_z_centered, out.g_sum);
+  }
   return out;
 }
 
-}  // namespace
-
-bool can_fuse_dw_pw(const at::Tensor& x) {
-  return !at::GradMode::is_enabled() && x.dim() == 4 && x.device().is_cpu() &&
-         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) &&
-         kernels::is_nhwc(kernels::layout_of(x));
-}
-
-DwPwOutput native_dw_pw_forward(const at::Tensor& input, const at::Tensor& dw_weight,
-                                const at::Tensor& pw_weight, const DepthwiseConvOptions& o,
-                                const ChannelAffine* input_affine) {
+DwPwOutput fused_block(const at::Tensor& input, const at::Tensor& dw_weight,
+                       const at::Tensor& pw_weight, const DepthwiseConvOptions& o,
+                       const ChannelAffine* input_affine, const at::Tensor& grad) {
   if (!can_fuse_dw_pw(input))
     throw Error("dw-pw block: expected a channels-last float/double CPU input, autograd off");
   const at::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
@@ -94,9 +121,53 @@ DwPwOutput native_dw_pw_forward(const at::Tensor& input, const at::Tensor& dw_we
   if (input_affine &&
       (input_affine->scale.numel() != x.size(1) || input_affine->offset.numel() != x.size(1)))
     throw Error("dw-pw block: expected an input affine map of one value per channel");
+  at::Tensor gc;
+  if (grad.defined()) {
+    const std::vector<int64_t> z_sizes = {x.size(0), pw_weight.size(0), g.out_height, g.out_width};
+    if (grad.sizes() != at::IntArrayRef(z_sizes) || grad.scalar_type() != x.scalar_type())
+      throw Error("dw-pw block: expected a gradient of the block output's shape and dtype");
+    gc = grad.contiguous(at::MemoryFormat::ChannelsLast);
+  }
   if (x.scalar_type() == at::kFloat)
-    return forward_typed<float>(x, dw_weight, pw_weight, g, input_affine);
-  return forward_typed<double>(x, dw_weight, pw_weight, g, input_affine);
+    return forward_typed<float>(x, dw_weight, pw_weight, g, input_affine, gc);
+  return forward_typed<double>(x, dw_weight, pw_weight, g, input_affine, gc);
+}
+
+}  // namespace
+
+bool can_fuse_dw_pw(const at::Tensor& x) {
+  return !at::GradMode::is_enabled() && x.dim() == 4 && x.device().is_cpu() &&
+         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) &&
+         kernels::is_nhwc(kernels::layout_of(x));
+}
+
+DwPwOutput native_dw_pw_forward(const at::Tensor& x, const at::Tensor& dw_weight,
+                                const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
+                                const ChannelAffine* input_affine) {
+  return fused_block(x, dw_weight, pw_weight, options, input_affine, at::Tensor());
+}
+
+DwPwOutput native_dw_pw_measure(const at::Tensor& x, const at::Tensor& dw_weight,
+                                const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
+                                const ChannelAffine* input_affine, const at::Tensor& grad) {
+  if (!grad.defined()) throw Error("dw-pw block: measuring needs a gradient");
+  return fused_block(x, dw_weight, pw_weight, options, input_affine, grad);
+}
+
+double measured_dot(const DwPwOutput& block, const ChannelAffine& affine) {
+  if (!block.g_sum.defined()) throw Error("dw-pw block: the block was not measured");
+  const at::Tensor scale = affine.scale.to(at::kDouble).contiguous();
+  const at::Tensor offset = affine.offset.to(at::kDouble).contiguous();
+  const double* s = scale.data_ptr<double>();
+  const double* o = offset.data_ptr<double>();
+  const double* m = block.mean.data_ptr<double>();
+  const double* d = block.g_z_centered.data_ptr<double>();
+  const double* gs = block.g_sum.data_ptr<double>();
+  // y = z s + o = (z - m) s + (o + m s).
+  double dot = 0;
+  for (int64_t c = 0; c < block.mean.numel(); ++c)
+    dot += s[c] * d[c] + (o[c] + m[c] * s[c]) * gs[c];
+  return dot;
 }
 
 }  // namespace datanas

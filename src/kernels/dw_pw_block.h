@@ -15,6 +15,9 @@ struct DwPwOutput {
   at::Tensor z;          // (N, outputs, Ho, Wo) channels-last, before the batch norm
   at::Tensor mean, var;  // double (outputs): z's batch mean and biased variance per channel
   int64_t count = 0;     // values per channel: N * Ho * Wo
+  // Measured blocks only (z undefined), double (outputs) per channel: the sums of g * (z - mean)
+  // and of g for the gradient g of the block's output.
+  at::Tensor g_z_centered, g_sum;
 };
 
 // Whether native_dw_pw_forward takes x: a 4-D channels-last float or double CPU tensor, with
@@ -27,5 +30,15 @@ bool can_fuse_dw_pw(const at::Tensor& x);
 DwPwOutput native_dw_pw_forward(const at::Tensor& x, const at::Tensor& dw_weight,
                                 const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
                                 const ChannelAffine* input_affine);
+
+// The same block, for the inner product of a gradient `grad` (z's shape) with the block's
+// normalised output, without ever storing z: an architecture step needs only that scalar from
+// every op it does not select.
+DwPwOutput native_dw_pw_measure(const at::Tensor& x, const at::Tensor& dw_weight,
+                                const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
+                                const ChannelAffine* input_affine, const at::Tensor& grad);
+
+// <grad, z * affine.scale[c] + affine.offset[c]> for a measured block.
+double measured_dot(const DwPwOutput& block, const ChannelAffine& affine);
 
 }  // namespace datanas

@@ -12,6 +12,17 @@
 namespace datanas {
 namespace kernels {
 
+// Per-channel sums over one sample's block output z (`outputs` values each): shift is set to z's
+// first pixel; sum and sum_squares gain the sums of z - shift and its square; with a gradient g
+// (laid out like z; null: none), sum_g and sum_gz gain the sums of g and of g * (z - shift).
+template <typename T>
+struct BlockSums {
+  T* shift;
+  double *sum, *sum_squares;
+  const T* g = nullptr;
+  double *sum_g = nullptr, *sum_gz = nullptr;
+};
+
 template <typename T>
 struct NhwcKernels {
   // One sample: x (H, W, C), w (k*k, C) tap-major, y (Ho, Wo, C) = conv(relu ? relu(x) : x, w);
@@ -37,12 +48,12 @@ struct NhwcKernels {
                           int64_t begin, int64_t end, bool relu_x);
   // One sample of the fused block relu -> depthwise (w tap-major) -> pointwise (pwt inputs x
   // outputs): z (Ho, Wo, outputs). in_scale/in_offset (null: none) first map the input to
-  // x * in_scale[c] + in_offset[c], a batch norm not yet applied. shift[o] is set to the first
-  // output pixel, and sum/sum_squares (outputs each) gain the sums of z - shift and its square.
-  // scratch holds nhwc_block_scratch_elements(g, C).
+  // x * in_scale[c] + in_offset[c], a batch norm not yet applied. The sums of `sums` are
+  // accumulated; with sums.g, z may be null (its rows then live only in scratch). scratch holds
+  // nhwc_block_scratch_elements(g, C, outputs).
   void (*dw_pw_forward)(const T* x, const T* w, const T* pwt, T* z, int64_t C, int64_t outputs,
                         const ConvGeometry& g, const T* in_scale, const T* in_offset, T* scratch,
-                        T* shift, double* sum, double* sum_squares);
+                        const BlockSums<T>& sums);
   // Batch-norm pieces over pixels [begin, end) of (P, C) data, per channel c: sums of
   // (x - shift[c]) and its square ...
   void (*moments)(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, double* sum,
@@ -61,7 +72,7 @@ struct NhwcKernels {
 // Elements of scratch memory a convolution call on one sample needs.
 int64_t nhwc_conv_scratch_elements(const ConvGeometry& g, int64_t C);
 // ... and a dw_pw_forward call.
-int64_t nhwc_block_scratch_elements(const ConvGeometry& g, int64_t C);
+int64_t nhwc_block_scratch_elements(const ConvGeometry& g, int64_t C, int64_t outputs);
 
 namespace portable {
 const NhwcKernels<float>& nhwc_kernels_f32();

@@ -171,22 +171,7 @@ void grad_moments(const T* x, const T* gy, int64_t C, int64_t begin, int64_t end
                   double* sum_gy, double* sum_gy_xc) {
   for (int64_t b = begin; b < end; b += kMomentBlock) {
     const int64_t pixels = end - b < kMomentBlock ? end - b : kMomentBlock;
-    for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
-      DATANAS_BLOCK_TYPES(blk);
-      E s[K], q[K], m[K];
-      clear(s, K);
-      clear(q, K);
-      for (int v = 0; v < K; ++v) m[v] = load<E>(mean + c0 + v * L);
-      for (int64_t p = b; p < b + pixels; ++p) {
-        for (int v = 0; v < K; ++v) {
-          const E g = load<E>(gy + p * C + c0 + v * L);
-          s[v] += g;
-          q[v] += g * (load<E>(x + p * C + c0 + v * L) - m[v]);
-        }
-      }
-      add_lanes<E, T>(s, K, sum_gy + c0);
-      add_lanes<E, T>(q, K, sum_gy_xc + c0);
-    });
+    add_row_grad_moments(x + b * C, gy + b * C, pixels, C, mean, sum_gy, sum_gy_xc);
   }
 }
 

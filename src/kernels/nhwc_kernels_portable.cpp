@@ -7,8 +7,8 @@ int64_t nhwc_conv_scratch_elements(const ConvGeometry& g, int64_t C) {
   return nhwc::conv_scratch(g, C);
 }
 
-int64_t nhwc_block_scratch_elements(const ConvGeometry& g, int64_t C) {
-  return nhwc::block_scratch(g, C);
+int64_t nhwc_block_scratch_elements(const ConvGeometry& g, int64_t C, int64_t outputs) {
+  return nhwc::block_scratch(g, C, outputs);
 }
 
 namespace portable {

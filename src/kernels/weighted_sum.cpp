@@ -109,6 +109,15 @@ struct WeightedSumFunction : public torch::autograd::Function<WeightedSumFunctio
 
 }  // namespace
 
+std::vector<double> native_dots(const std::vector<at::Tensor>& values, const at::Tensor& g) {
+  if (!can_weight_natively(values) || g.sizes() != values[0].sizes() ||
+      g.scalar_type() != values[0].scalar_type())
+    throw Error("dots: expected same-shape CPU values and a gradient of their shape and dtype");
+  const at::Tensor gc = g.contiguous(values[0].suggest_memory_format());
+  return g.scalar_type() == at::kFloat ? dots_typed<float>(values, gc)
+                                       : dots_typed<double>(values, gc);
+}
+
 bool can_weight_natively(const std::vector<at::Tensor>& values) {
   if (values.empty() || values.size() > static_cast<size_t>(kernels::kMaxWeightedTerms))
     return false;

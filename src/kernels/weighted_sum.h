@@ -18,4 +18,8 @@ bool can_weight_natively(const std::vector<at::Tensor>& values);
 at::Tensor native_weighted_sum(const std::vector<at::Tensor>& values, const at::Tensor& w,
                                const std::vector<int64_t>& index);
 
+// <g, values[j]> for every j, summed in double; values as can_weight_natively takes them, g of
+// their sizes and dtype.
+std::vector<double> native_dots(const std::vector<at::Tensor>& values, const at::Tensor& g);
+
 }  // namespace datanas

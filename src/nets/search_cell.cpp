@@ -4,6 +4,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "kernels/weighted_sum.h"
+#include "nets/deferred_terms.h"
 #include "space/op_blocks.h"
 #include "space/ops.h"
 
@@ -19,10 +20,36 @@ MixedOpImpl::MixedOpImpl(int64_t channels, int64_t stride, KernelBackend kernels
   }
 }
 
+namespace {
+
+// <g, op(x)>, autograd off; fused sep/dil blocks never store op(x).
+double measure_op(torch::nn::AnyModule& op, const at::Tensor& x, const at::Tensor& g,
+                  KernelBackend kernels) {
+  if (auto* sep = op.ptr()->as<SepConvImpl>(); sep && sep->can_fuse(x)) return sep->measure(x, g);
+  if (auto* dil = op.ptr()->as<DilConvImpl>(); dil && dil->can_fuse(x)) return dil->measure(x, g);
+  const at::Tensor y = op.forward(x);
+  if (kernels == KernelBackend::kNative && use_native_kernels(kernels, x) &&
+      can_weight_natively({y}) && g.scalar_type() == y.scalar_type())
+    return native_dots({y}, g)[0];
+  return at::sum(g * y).item<double>();  // what autograd computes for w * y
+}
+
+// Whether op k of an architecture step's row weighs exactly 0, and only its weight's gradient
+// needs its output.
+bool deferrable(const at::Tensor& row_values, const at::Tensor& row, int64_t k) {
+  return row.requires_grad() && row_values.data_ptr<double>()[k] == 0.0;
+}
+
+}  // namespace
+
 at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row, const uint8_t* selected,
                                 ExecMode mode) {
   std::vector<int64_t> index;  // the ops that contribute, and their outputs
   std::vector<at::Tensor> values;
+  auto deferred = c10::make_intrusive<DeferredTerms>();
+  const at::Tensor row_values = mode == ExecMode::kArchitecture
+                                    ? row.detach().to(at::kCPU, at::kDouble).contiguous()
+                                    : at::Tensor();
   for (size_t k = 0; k < ops_.size(); ++k) {
     if (mode == ExecMode::kDense) {
       index.push_back(static_cast<int64_t>(k));
@@ -35,17 +62,33 @@ at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row, cons
       index.push_back(static_cast<int64_t>(k));
       values.push_back(ops_[k].forward(x));
     } else if (mode == ExecMode::kArchitecture) {
+      if (deferrable(row_values, row, static_cast<int64_t>(k))) {
+        deferred->index.push_back(static_cast<int64_t>(k));
+        continue;
+      }
       at::NoGradGuard no_grad;
       index.push_back(static_cast<int64_t>(k));
       values.push_back(ops_[k].forward(x));
     }
   }
+  if (deferred->index.empty()) return weighted_sum(values, row, index);
+  at::Tensor sum = values.empty() ? zero_output(x) : weighted_sum(values, row, index);
+  // The terms hold this module (not a copy) and x until the backward pass.
+  auto self = std::static_pointer_cast<MixedOpImpl>(shared_from_this());
+  deferred->measure = [self, x, op_index = deferred->index](size_t j, const at::Tensor& g) {
+    return measure_op(self->ops_[op_index[j]], x, g, self->kernels_);
+  };
+  return attach_deferred_terms(sum, row, std::move(deferred));
+}
+
+at::Tensor MixedOpImpl::weighted_sum(const std::vector<at::Tensor>& values, const at::Tensor& row,
+                                     const std::vector<int64_t>& index) {
   if (values.empty()) return {};
   // A lone weight of exactly 1 that carries no gradient (a single selection in the weight step)
   // changes nothing: skip the multiplication.
   if (values.size() == 1 && !row.requires_grad() && row[index[0]].item<float>() == 1.0f)
     return values[0];
-  if (kernels_ == KernelBackend::kNative && use_native_kernels(kernels_, x) &&
+  if (kernels_ == KernelBackend::kNative && use_native_kernels(kernels_, values[0]) &&
       can_weight_natively(values) && row.scalar_type() == values[0].scalar_type())
     return native_weighted_sum(values, row, index);
   at::Tensor sum;

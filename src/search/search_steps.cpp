@@ -63,6 +63,10 @@ void check_alpha_gradients(StepContext& c) {
 
 }  // namespace
 
+at::Tensor plain_gradient(const at::Tensor& gradient) {
+  return gradient.is_view() ? gradient.clone() : gradient;
+}
+
 StepResult architecture_step(StepContext& c, const Batch& batch, at::Generator& generator) {
   SearchState& s = c.state;
   Forward f = sampled_forward(c, batch, generator, true,
@@ -77,8 +81,8 @@ StepResult architecture_step(StepContext& c, const Batch& batch, at::Generator& 
   } else {
     // Only the alpha gradients: autograd skips every weight-gradient computation.
     auto grads = torch::autograd::grad({f.loss}, {s.alpha_normal, s.alpha_reduce});
-    s.alpha_normal.mutable_grad() = grads[0];
-    s.alpha_reduce.mutable_grad() = grads[1];
+    s.alpha_normal.mutable_grad() = plain_gradient(grads[0]);
+    s.alpha_reduce.mutable_grad() = plain_gradient(grads[1]);
   }
   check_alpha_gradients(c);
   s.arch_optimizer->step();

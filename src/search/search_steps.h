@@ -23,6 +23,10 @@ struct StepContext {
   bool dense() const { return options.exec == "dense"; }
 };
 
+// A gradient from autograd::grad, fit to be a parameter's .grad: autograd may hand back a view
+// (when a single path reaches the input), which the optimiser's zero_grad cannot detach in place.
+at::Tensor plain_gradient(const at::Tensor& gradient);
+
 // Adam step of the alphas on a validation batch: cross-entropy plus the ADC term.
 StepResult architecture_step(StepContext& context, const Batch& batch, at::Generator& generator);
 // SGD step of the supernet weights on a training batch (alphas fixed).

@@ -76,6 +76,14 @@ PendingBatchNorm DilConvImpl::forward_pending(const at::Tensor& x,
   return {std::move(block.z), std::move(affine)};
 }
 
+double DilConvImpl::measure_pending(const at::Tensor& x, const ChannelAffine* input_affine,
+                                    const at::Tensor& grad) {
+  const DwPwOutput block =
+      native_dw_pw_measure(x, depthwise_->weight, pointwise_->weight,
+                           {stride_, padding_, dilation_, /*relu_input=*/true}, input_affine, grad);
+  return measured_dot(block, batch_norm_affine(*bn_, block.mean, block.var, block.count));
+}
+
 SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
                          int64_t padding, bool affine, KernelBackend kernels)
     : first_(register_module("first",
@@ -84,11 +92,16 @@ SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t st
                               DilConv(c_in, c_out, kernel, 1, padding, 1, affine, kernels))) {}
 
 at::Tensor SepConvImpl::forward(const at::Tensor& x) {
-  if (!first_->can_fuse(x) || !second_->can_fuse(x)) return second_(first_(x));
+  if (!can_fuse(x)) return second_(first_(x));
   // The first block's batch norm is applied on the way into the second block's depthwise conv.
   const PendingBatchNorm first = first_->forward_pending(x, nullptr);
   PendingBatchNorm second = second_->forward_pending(first.z, &first.affine);
   return apply_channel_affine(std::move(second.z), second.affine);
+}
+
+double SepConvImpl::measure(const at::Tensor& x, const at::Tensor& grad) {
+  const PendingBatchNorm first = first_->forward_pending(x, nullptr);
+  return second_->measure_pending(first.z, &first.affine, grad);
 }
 
 FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine,

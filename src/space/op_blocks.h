@@ -50,6 +50,13 @@ class DilConvImpl : public torch::nn::Module {
   // The block on relu(input_affine(x)) (null: relu(x)) with its batch norm pending; bn's running
   // statistics are updated as forward() would.
   PendingBatchNorm forward_pending(const at::Tensor& x, const ChannelAffine* input_affine);
+  // <grad, forward(x)> (or of the block on relu(input_affine(x))) where can_fuse(x), without
+  // ever storing forward(x); bn's running statistics are updated as forward() would.
+  double measure(const at::Tensor& x, const at::Tensor& grad) {
+    return measure_pending(x, nullptr, grad);
+  }
+  double measure_pending(const at::Tensor& x, const ChannelAffine* input_affine,
+                         const at::Tensor& grad);
 
  private:
   int64_t stride_, padding_, dilation_;
@@ -65,6 +72,9 @@ class SepConvImpl : public torch::nn::Module {
   SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride, int64_t padding,
               bool affine, KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
+  // As DilConv's: both blocks fused, the second one never stores its output.
+  bool can_fuse(const at::Tensor& x) { return first_->can_fuse(x) && second_->can_fuse(x); }
+  double measure(const at::Tensor& x, const at::Tensor& grad);
 
  private:
   DilConv first_{nullptr}, second_{nullptr};

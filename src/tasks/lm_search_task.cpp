@@ -18,6 +18,7 @@
 #include "sample/adc.h"
 #include "search/run_files.h"
 #include "search/search_state.h"
+#include "search/search_steps.h"
 #include "search/searcher.h"
 #include "tasks/lm_common.h"
 #include "tasks/search_task.h"
@@ -108,7 +109,7 @@ class LmSearchTask : public SearchTask {
       loss.backward();
       weight_optimizer_->zero_grad();
     } else {
-      alpha_.mutable_grad() = torch::autograd::grad({loss}, {alpha_})[0];
+      alpha_.mutable_grad() = plain_gradient(torch::autograd::grad({loss}, {alpha_})[0]);
     }
     arch_optimizer_->step();
     return r;

@@ -1,0 +1,150 @@
+// Deferred terms (nets/deferred_terms.h): the ops an architecture step weighs by 0 are measured in
+// the backward pass instead of being run in the forward pass. Measured sep/dil convs equal the
+// inner product with their output; the autograd node routes those measures to the weights; and
+// an edge gives the dense edge's output and weight gradient while running no unselected op
+// before the backward pass.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "kernel_checks.h"
+#include "nets/deferred_terms.h"
+#include "nets/search_cell.h"
+#include "space/op_blocks.h"
+#include "space/ops.h"
+#include "util/error.h"
+
+namespace datanas {
+namespace {
+using namespace kernel_checks;
+
+// <g, op(x)> by measuring (sep or dil conv, native, autograd off).
+double measure(torch::nn::AnyModule& op, const at::Tensor& x, const at::Tensor& g) {
+  if (auto* sep = op.ptr()->as<SepConvImpl>()) {
+    EXPECT_TRUE(sep->can_fuse(x));
+    return sep->measure(x, g);
+  }
+  auto* dil = op.ptr()->as<DilConvImpl>();
+  EXPECT_TRUE(dil && dil->can_fuse(x));
+  return dil->measure(x, g);
+}
+
+// Every sep/dil conv, both strides, affine or not (so the batch norm's offset counts), in double:
+// the measure against LibTorch's module output, and the running statistics it leaves.
+TEST(DeferredTerms, MeasuredConvsEqualTheInnerProductWithTheirOutput) {
+  for (const std::string name : {"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}) {
+    for (int64_t stride : {1, 2}) {
+      for (bool affine : {false, true}) {
+        for (const Shape& s : kShapes) {
+          torch::manual_seed(21);
+          torch::nn::AnyModule reference =
+              make_cnn_op(name, s.c, stride, affine, false, KernelBackend::kTorch);
+          torch::manual_seed(21);
+          torch::nn::AnyModule fused =
+              make_cnn_op(name, s.c, stride, affine, false, KernelBackend::kNative);
+          reference.ptr()->to(torch::kDouble);
+          fused.ptr()->to(torch::kDouble);
+          if (affine) {
+            at::NoGradGuard no_grad;
+            auto pf = fused.ptr()->named_parameters();
+            for (const auto& item : reference.ptr()->named_parameters()) {
+              if (item.key().find("bn") == std::string::npos) continue;
+              item.value().normal_();
+              pf[item.key()].copy_(item.value());
+            }
+          }
+          const at::Tensor x = torch::randn({s.n, s.c, s.h, s.w}, torch::kDouble)
+                                   .contiguous(at::MemoryFormat::ChannelsLast) +
+                               0.5;
+          at::NoGradGuard no_grad;
+          const at::Tensor y = reference.forward<at::Tensor>(x);
+          const at::Tensor g = torch::randn(y.sizes(), torch::kDouble);  // NCHW, unlike x
+          const double expected = (g * y).sum().item<double>();
+          const double got = measure(fused, x, g);
+          const std::string what = name + " s" + std::to_string(stride) +
+                                   (affine ? " affine " : " ") + std::to_string(s.n) + "x" +
+                                   std::to_string(s.c) + "x" + std::to_string(s.h) + "x" +
+                                   std::to_string(s.w);
+          EXPECT_NEAR(got, expected, 1e-9 * (g.abs() * y.abs()).sum().item<double>()) << what;
+          expect_buffers_close(*fused.ptr(), *reference.ptr(), what);
+        }
+      }
+    }
+  }
+}
+
+// y passes through with its gradient; each term's measure of that gradient (in y's layout)
+// lands on its weight entry, every other entry gets 0.
+TEST(DeferredTerms, MeasuresReachTheWeightsAndTheGradientPassesThrough) {
+  const at::Tensor x = torch::randn({2, 3, 4, 5}).contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor leaf = x.clone().requires_grad_(true);
+  const at::Tensor w = torch::rand({6}).requires_grad_(true);
+  auto terms = c10::make_intrusive<DeferredTerms>();
+  terms->index = {1, 4};
+  bool layout_ok = true;
+  terms->measure = [&](size_t j, const at::Tensor& g) {
+    layout_ok = layout_ok && g.is_contiguous(at::MemoryFormat::ChannelsLast);
+    return static_cast<double>(j + 1) * (g * x).sum().item<double>();
+  };
+  const at::Tensor y = attach_deferred_terms(leaf * 2, w, terms);
+  EXPECT_TRUE(at::equal(y, x * 2));
+  const at::Tensor up = torch::randn({2, 3, 4, 5});  // NCHW: the node makes it channels-last
+  (y * up).sum().backward();
+  EXPECT_TRUE(layout_ok);
+  EXPECT_LE(relative_error(leaf.grad(), up * 2), 1e-7);
+  const double dot = (up * x).sum().item<double>();
+  const at::Tensor expected = torch::tensor({0.0, dot, 0.0, 0.0, 2 * dot, 0.0}).to(torch::kFloat);
+  EXPECT_LE(relative_error(w.grad(), expected), 1e-6);
+
+  terms->index = {6};
+  EXPECT_THROW(attach_deferred_terms(x, w, terms), Error);
+  EXPECT_THROW(attach_deferred_terms(x, w, c10::make_intrusive<DeferredTerms>()), Error);
+}
+
+// A straight-through weight row as an architecture step has it: 1 on `selected`, 0 elsewhere.
+at::Tensor straight_through_row(const at::Tensor& alpha, const std::vector<uint8_t>& selected) {
+  const at::Tensor soft = at::softmax(alpha, 0);
+  at::Tensor hard = at::zeros_like(soft);
+  for (size_t k = 0; k < selected.size(); ++k) hard[k] = static_cast<double>(selected[k]);
+  return hard - soft.detach() + soft;
+}
+
+// One edge per kernel backend and layout: kArchitecture gives kDense's output and alpha
+// gradient, and an unselected op's batch norm sees its batch only in the backward pass.
+TEST(DeferredTerms, ArchitectureEdgeMatchesDenseAndRunsUnselectedOpsOnlyInBackward) {
+  const std::vector<uint8_t> selected = {0, 0, 1, 0, 0, 1, 0, 0};  // max pool, sep_conv_5x5
+  for (KernelBackend kernels : {KernelBackend::kNative, KernelBackend::kTorch}) {
+    for (bool nhwc : {true, false}) {
+      torch::manual_seed(31);
+      MixedOp edge(6, 1, kernels);
+      edge->train();
+      const at::Tensor x = laid_out(torch::randn({3, 6, 9, 9}), nhwc);
+      const at::Tensor up = torch::randn({3, 6, 9, 9});
+      const at::Tensor alpha = torch::randn({8}).requires_grad_(true);
+      const std::string what = std::string(kernels == KernelBackend::kNative ? "native" : "torch") +
+                               (nhwc ? " nhwc" : " nchw");
+      std::vector<at::Tensor> outputs, grads;
+      for (ExecMode mode : {ExecMode::kDense, ExecMode::kArchitecture}) {
+        const at::Tensor row = straight_through_row(alpha, selected);
+        const at::Tensor y = edge->forward(x, row, selected.data(), mode);
+        auto buffers = edge->named_buffers();
+        const at::Tensor running = buffers["dil_conv_3x3.bn.running_mean"].clone();
+        outputs.push_back(y.detach());
+        grads.push_back(torch::autograd::grad({(y * up).sum()}, {alpha})[0]);
+        const bool ran_in_forward = !at::equal(running, at::zeros_like(running));
+        const bool ran_in_backward = !at::equal(buffers["dil_conv_3x3.bn.running_mean"], running);
+        EXPECT_EQ(ran_in_forward, mode == ExecMode::kDense) << what;
+        EXPECT_EQ(ran_in_backward, mode == ExecMode::kArchitecture) << what;
+        for (auto& b : buffers) b.value().detach().zero_();  // next mode starts from the same state
+      }
+      EXPECT_LE(relative_error(outputs[1], outputs[0]), 1e-6) << what;
+      EXPECT_LE(relative_error(grads[1], grads[0]), 1e-5) << what;
+      EXPECT_GT((grads[1] != 0).sum().item<int64_t>(), 5) << what;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace datanas
