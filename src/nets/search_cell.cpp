@@ -28,16 +28,10 @@ double measure_op(torch::nn::AnyModule& op, const at::Tensor& x, const at::Tenso
   if (auto* sep = op.ptr()->as<SepConvImpl>(); sep && sep->can_fuse(x)) return sep->measure(x, g);
   if (auto* dil = op.ptr()->as<DilConvImpl>(); dil && dil->can_fuse(x)) return dil->measure(x, g);
   const at::Tensor y = op.forward(x);
-  if (kernels == KernelBackend::kNative && use_native_kernels(kernels, x) &&
-      can_weight_natively({y}) && g.scalar_type() == y.scalar_type())
+  if (use_native_kernels(kernels, x) && can_weight_natively({y}) &&
+      g.scalar_type() == y.scalar_type())
     return native_dots({y}, g)[0];
   return at::sum(g * y).item<double>();  // what autograd computes for w * y
-}
-
-// Whether op k of an architecture step's row weighs exactly 0, and only its weight's gradient
-// needs its output.
-bool deferrable(const at::Tensor& row_values, const at::Tensor& row, int64_t k) {
-  return row.requires_grad() && row_values.data_ptr<double>()[k] == 0.0;
 }
 
 }  // namespace
@@ -46,10 +40,12 @@ at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row, cons
                                 ExecMode mode) {
   std::vector<int64_t> index;  // the ops that contribute, and their outputs
   std::vector<at::Tensor> values;
-  auto deferred = c10::make_intrusive<DeferredTerms>();
-  const at::Tensor row_values = mode == ExecMode::kArchitecture
-                                    ? row.detach().to(at::kCPU, at::kDouble).contiguous()
-                                    : at::Tensor();
+  // An architecture step defers the unselected ops whose weight is exactly 0 when the row needs
+  // a gradient: only that gradient needs their outputs.
+  const bool defers = mode == ExecMode::kArchitecture && row.requires_grad();
+  const at::Tensor row_values =
+      defers ? row.detach().to(at::kCPU, at::kDouble).contiguous() : at::Tensor();
+  std::vector<int64_t> deferred;
   for (size_t k = 0; k < ops_.size(); ++k) {
     if (mode == ExecMode::kDense) {
       index.push_back(static_cast<int64_t>(k));
@@ -62,8 +58,8 @@ at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row, cons
       index.push_back(static_cast<int64_t>(k));
       values.push_back(ops_[k].forward(x));
     } else if (mode == ExecMode::kArchitecture) {
-      if (deferrable(row_values, row, static_cast<int64_t>(k))) {
-        deferred->index.push_back(static_cast<int64_t>(k));
+      if (defers && row_values.data_ptr<double>()[k] == 0.0) {
+        deferred.push_back(static_cast<int64_t>(k));
         continue;
       }
       at::NoGradGuard no_grad;
@@ -71,14 +67,16 @@ at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row, cons
       values.push_back(ops_[k].forward(x));
     }
   }
-  if (deferred->index.empty()) return weighted_sum(values, row, index);
+  if (deferred.empty()) return weighted_sum(values, row, index);
   at::Tensor sum = values.empty() ? zero_output(x) : weighted_sum(values, row, index);
+  auto terms = c10::make_intrusive<DeferredTerms>();
+  terms->index = deferred;
   // The terms hold this module (not a copy) and x until the backward pass.
   auto self = std::static_pointer_cast<MixedOpImpl>(shared_from_this());
-  deferred->measure = [self, x, op_index = deferred->index](size_t j, const at::Tensor& g) {
-    return measure_op(self->ops_[op_index[j]], x, g, self->kernels_);
+  terms->measure = [self, x, deferred](size_t j, const at::Tensor& g) {
+    return measure_op(self->ops_[deferred[j]], x, g, self->kernels_);
   };
-  return attach_deferred_terms(sum, row, std::move(deferred));
+  return attach_deferred_terms(sum, row, std::move(terms));
 }
 
 at::Tensor MixedOpImpl::weighted_sum(const std::vector<at::Tensor>& values, const at::Tensor& row,
@@ -88,8 +86,8 @@ at::Tensor MixedOpImpl::weighted_sum(const std::vector<at::Tensor>& values, cons
   // changes nothing: skip the multiplication.
   if (values.size() == 1 && !row.requires_grad() && row[index[0]].item<float>() == 1.0f)
     return values[0];
-  if (kernels_ == KernelBackend::kNative && use_native_kernels(kernels_, values[0]) &&
-      can_weight_natively(values) && row.scalar_type() == values[0].scalar_type())
+  if (use_native_kernels(kernels_, values[0]) && can_weight_natively(values) &&
+      row.scalar_type() == values[0].scalar_type())
     return native_weighted_sum(values, row, index);
   at::Tensor sum;
   for (size_t j = 0; j < values.size(); ++j) {
