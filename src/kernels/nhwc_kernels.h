@@ -54,6 +54,17 @@ struct NhwcKernels {
   void (*dw_pw_forward)(const T* x, const T* w, const T* pwt, T* z, int64_t C, int64_t outputs,
                         const ConvGeometry& g, const T* in_scale, const T* in_offset, T* scratch,
                         const BlockSums<T>& sums);
+  // One sample of FactorizedReduce's convolutions on relu(x), x (H, W, inputs): output pixel
+  // (i, j) of y (Ho, Wo, outputs) holds relu(x[2i, 2j]) wt_even in channels [0, even) and
+  // relu(x[2i + 1, 2j + 1]) wt_odd (0 where that pixel is outside x) in [even, outputs);
+  // wt_even (inputs x even), wt_odd (inputs x (outputs - even)).
+  void (*reduce_forward)(const T* x, const T* wt_even, const T* wt_odd, T* y, int64_t inputs,
+                         int64_t outputs, int64_t even, const ConvGeometry& g);
+  // Its backward, with w_even (even x inputs) and w_odd: gx (H, W, inputs) overwritten, gw_even
+  // and gw_odd accumulated into (each null: not wanted).
+  void (*reduce_backward)(const T* x, const T* w_even, const T* w_odd, const T* gy, T* gx,
+                          T* gw_even, T* gw_odd, int64_t inputs, int64_t outputs, int64_t even,
+                          const ConvGeometry& g);
   // Batch-norm pieces over pixels [begin, end) of (P, C) data, per channel c: sums of
   // (x - shift[c]) and its square ...
   void (*moments)(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, double* sum,

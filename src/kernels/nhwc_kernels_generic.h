@@ -10,6 +10,7 @@
 #include "kernels/nhwc_conv_generic.h"
 #include "kernels/nhwc_kernels.h"
 #include "kernels/nhwc_pointwise_generic.h"
+#include "kernels/nhwc_reduce_generic.h"
 #include "kernels/simd_generic.h"
 
 namespace datanas {
@@ -195,6 +196,8 @@ NhwcKernels<T> generic_nhwc_table() {
   t.pointwise = pointwise<T>;
   t.pointwise_wgrad = pointwise_wgrad<T>;
   t.dw_pw_forward = dw_pw_forward<T>;
+  t.reduce_forward = reduce_forward<T>;
+  t.reduce_backward = reduce_backward<T>;
   t.moments = moments<T>;
   t.scale_shift = scale_shift<T>;
   t.grad_moments = grad_moments<T>;

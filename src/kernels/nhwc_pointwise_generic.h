@@ -13,10 +13,12 @@ namespace {
 using namespace simd;
 
 // PB pixels at a time share each weight load; the output block's accumulators stay in registers.
+// Pixel p's inputs start at x + p * x_pitch, its outputs at y + p * y_pitch (the pitches exceed
+// the channel counts where the pixels are a strided grid or part of a wider concatenation).
 // RELU reads relu(x); GATE zeroes the outputs where gate <= 0 (gate laid out like y).
 template <typename T, int PB, bool RELU, bool GATE>
-inline void pointwise_pixels(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs,
-                             int64_t p, const T* gate) {
+inline void pointwise_pixels(const T* x, int64_t x_pitch, const T* wt, T* y, int64_t y_pitch,
+                             int64_t inputs, int64_t outputs, int64_t p, const T* gate) {
   for_channel_blocks<T>(outputs, [&](auto blk, int64_t o0) {
     DATANAS_BLOCK_TYPES(blk);
     E acc[PB][K];
@@ -26,15 +28,16 @@ inline void pointwise_pixels(const T* x, const T* wt, T* y, int64_t inputs, int6
       E wv[K];
       for (int v = 0; v < K; ++v) wv[v] = load<E>(wp + v * L);
       for (int q = 0; q < PB; ++q) {
-        T xs = x[(p + q) * inputs + i];
-        if (RELU) xs = xs > T(0) ? xs : T(0);
-        const E xv = splat<E>(xs);
+        // The ReLU on the broadcast vector: on the scalar, GCC made it a branch, mispredicted on
+        // about every other input (a third of the speed of the plain conv).
+        E xv = splat<E>(x[(p + q) * x_pitch + i]);
+        if (RELU) xv = relu_of(xv);
         for (int v = 0; v < K; ++v) acc[q][v] += xv * wv[v];
       }
     }
     const E zero{};
     for (int q = 0; q < PB; ++q) {
-      const int64_t at = (p + q) * outputs + o0;
+      const int64_t at = (p + q) * y_pitch + o0;
       for (int v = 0; v < K; ++v) {
         E out = acc[q][v];
         if (GATE) out = load<E>(gate + at + v * L) > zero ? out : zero;
@@ -45,32 +48,66 @@ inline void pointwise_pixels(const T* x, const T* wt, T* y, int64_t inputs, int6
 }
 
 template <typename T, bool RELU, bool GATE>
-void pointwise_range(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
-                     int64_t end, const T* gate) {
+void pointwise_tiles(const T* x, int64_t x_pitch, const T* wt, T* y, int64_t y_pitch,
+                     int64_t inputs, int64_t outputs, int64_t begin, int64_t end, const T* gate) {
   // 6 pixels x 2 vectors: 12 accumulators, the most 16 vector registers hold beside the weights.
   // The last 1-5 pixels go together too: one pixel at a time is a chain of dependent FMAs, and
   // rows of 8 or 32 pixels would spend a quarter or a sixteenth of their pixels that way.
   int64_t p = begin;
   for (; p + 6 <= end; p += 6)
-    pointwise_pixels<T, 6, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+    pointwise_pixels<T, 6, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
   switch (end - p) {
     case 5:
-      pointwise_pixels<T, 5, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      pointwise_pixels<T, 5, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
       break;
     case 4:
-      pointwise_pixels<T, 4, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      pointwise_pixels<T, 4, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
       break;
     case 3:
-      pointwise_pixels<T, 3, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      pointwise_pixels<T, 3, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
       break;
     case 2:
-      pointwise_pixels<T, 2, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      pointwise_pixels<T, 2, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
       break;
     case 1:
-      pointwise_pixels<T, 1, RELU, GATE>(x, wt, y, inputs, outputs, p, gate);
+      pointwise_pixels<T, 1, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
       break;
     default:
       break;
+  }
+}
+
+// dst[p * inputs + i] = relu(x[p * x_pitch + i]) for `pixels` pixels.
+template <typename T>
+void stage_relu(const T* x, int64_t x_pitch, T* dst, int64_t inputs, int64_t pixels) {
+  for (int64_t p = 0; p < pixels; ++p) {
+    for_channel_blocks<T>(inputs, [&](auto blk, int64_t c0) {
+      DATANAS_BLOCK_TYPES(blk);
+      for (int v = 0; v < K; ++v)
+        store(dst + p * inputs + c0 + v * L, relu_of(load<E>(x + p * x_pitch + c0 + v * L)));
+    });
+  }
+}
+
+// y = a(x) wt for pixels [begin, end) (pointwise_pixels' layout). With RELU, relu(x) is staged a
+// few pixels at a time into a buffer on the stack, so the tiles run the plain loop: a ReLU per
+// broadcast input costs as much as the two FMAs it feeds.
+template <typename T, bool RELU, bool GATE>
+void pointwise_range(const T* x, int64_t x_pitch, const T* wt, T* y, int64_t y_pitch,
+                     int64_t inputs, int64_t outputs, int64_t begin, int64_t end, const T* gate) {
+  constexpr int64_t kStaged = 3072;
+  const int64_t fits = inputs > 0 ? kStaged / inputs : 0;
+  const int64_t chunk = (fits < 24 ? fits : 24) / 6 * 6;
+  if (!RELU || chunk == 0) {
+    pointwise_tiles<T, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, begin, end, gate);
+    return;
+  }
+  T staged[kStaged];
+  for (int64_t p = begin; p < end; p += chunk) {
+    const int64_t pixels = end - p < chunk ? end - p : chunk;
+    stage_relu(x + p * x_pitch, x_pitch, staged, inputs, pixels);
+    pointwise_tiles<T, false, GATE>(staged, inputs, wt, y + p * y_pitch, y_pitch, inputs, outputs,
+                                    0, pixels, GATE ? gate + p * y_pitch : nullptr);
   }
 }
 
@@ -78,21 +115,27 @@ template <typename T>
 void pointwise(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
                int64_t end, bool relu_x, const T* gate) {
   if (relu_x && gate) {
-    pointwise_range<T, true, true>(x, wt, y, inputs, outputs, begin, end, gate);
+    pointwise_range<T, true, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end, gate);
   } else if (relu_x) {
-    pointwise_range<T, true, false>(x, wt, y, inputs, outputs, begin, end, gate);
+    pointwise_range<T, true, false>(x, inputs, wt, y, outputs, inputs, outputs, begin, end, gate);
   } else if (gate) {
-    pointwise_range<T, false, true>(x, wt, y, inputs, outputs, begin, end, gate);
+    pointwise_range<T, false, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end, gate);
   } else {
-    pointwise_range<T, false, false>(x, wt, y, inputs, outputs, begin, end, gate);
+    pointwise_range<T, false, false>(x, inputs, wt, y, outputs, inputs, outputs, begin, end, gate);
   }
 }
 
-// Four output rows of gw at a time, each row's block of inputs accumulated in registers over
-// the pixels.
+// A grid of pixels: `rows` rows of `cols` pixels; pixel (r, c) of x starts at
+// x + r * x_row + c * x_pixel, its gradient at gy + r * gy_row + c * gy_pixel.
+struct PixelGrid {
+  int64_t rows, cols, x_row, x_pixel, gy_row, gy_pixel;
+};
+
+// gw[o, i] += sum over the grid's pixels of gy[o] a(x[i]), four output rows of gw at a time,
+// each row's block of inputs accumulated in registers over all the pixels.
 template <typename T, bool RELU>
-void pointwise_wgrad_range(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
-                           int64_t begin, int64_t end) {
+void grid_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
+                const PixelGrid& grid) {
   constexpr int kRows = 4;
   for (int64_t o = 0; o < outputs; o += kRows) {
     const int rows = outputs - o < kRows ? static_cast<int>(outputs - o) : kRows;
@@ -100,15 +143,19 @@ void pointwise_wgrad_range(const T* x, const T* gy, T* gw, int64_t inputs, int64
       DATANAS_BLOCK_TYPES(blk);
       E acc[kRows][K];
       clear(&acc[0][0], kRows * K);
-      for (int64_t p = begin; p < end; ++p) {
-        E xv[K];
-        for (int v = 0; v < K; ++v) {
-          xv[v] = load<E>(x + p * inputs + i0 + v * L);
-          if (RELU) xv[v] = relu_of(xv[v]);
-        }
-        for (int r = 0; r < kRows; ++r) {
-          const E g = splat<E>(r < rows ? gy[p * outputs + o + r] : T(0));
-          for (int v = 0; v < K; ++v) acc[r][v] += g * xv[v];
+      for (int64_t gr = 0; gr < grid.rows; ++gr) {
+        for (int64_t c = 0; c < grid.cols; ++c) {
+          const T* xp = x + gr * grid.x_row + c * grid.x_pixel + i0;
+          const T* gp = gy + gr * grid.gy_row + c * grid.gy_pixel + o;
+          E xv[K];
+          for (int v = 0; v < K; ++v) {
+            xv[v] = load<E>(xp + v * L);
+            if (RELU) xv[v] = relu_of(xv[v]);
+          }
+          for (int r = 0; r < kRows; ++r) {
+            const E g = splat<E>(r < rows ? gp[r] : T(0));
+            for (int v = 0; v < K; ++v) acc[r][v] += g * xv[v];
+          }
         }
       }
       for (int r = 0; r < rows; ++r) {
@@ -122,10 +169,11 @@ void pointwise_wgrad_range(const T* x, const T* gy, T* gw, int64_t inputs, int64
 template <typename T>
 void pointwise_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs, int64_t begin,
                      int64_t end, bool relu_x) {
+  const PixelGrid run{1, end - begin, 0, inputs, 0, outputs};
   if (relu_x) {
-    pointwise_wgrad_range<T, true>(x, gy, gw, inputs, outputs, begin, end);
+    grid_wgrad<T, true>(x + begin * inputs, gy + begin * outputs, gw, inputs, outputs, run);
   } else {
-    pointwise_wgrad_range<T, false>(x, gy, gw, inputs, outputs, begin, end);
+    grid_wgrad<T, false>(x + begin * inputs, gy + begin * outputs, gw, inputs, outputs, run);
   }
 }
 

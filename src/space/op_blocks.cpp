@@ -5,6 +5,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise_conv.h"
 #include "kernels/dw_pw_block.h"
+#include "kernels/factorized_reduce.h"
 #include "kernels/pointwise_conv.h"
 #include "kernels/pool.h"
 
@@ -112,6 +113,9 @@ FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool aff
       bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
 
 at::Tensor FactorizedReduceImpl::forward(const at::Tensor& x) {
+  if (use_native_kernels(kernels_, x) && can_reduce_natively(x))
+    return batch_norm_forward(*bn_, native_factorized_reduce(x, even_->weight, odd_->weight),
+                              kernels_);
   at::Tensor activated = at::relu(x);
   // The shifted grid starts at (1, 1); pad bottom/right by one so it covers as many pixels as
   // the even grid on odd sizes too.

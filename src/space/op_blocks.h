@@ -11,8 +11,9 @@
 
 namespace datanas {
 
-// Every block takes the kernel backend last (default LibTorch): kNative runs the depthwise convs,
-// pools and batch norms of CPU float/double inputs on src/kernels/, with the same parameters.
+// Every block takes the kernel backend last (default LibTorch): kNative runs the depthwise and
+// pointwise convs, pools and batch norms of CPU float/double inputs (and FactorizedReduce's convs
+// of channels-last ones) on src/kernels/, with the same parameters.
 
 // ReLU -> conv(k, stride) -> BN. Used to preprocess cell inputs.
 class ReLUConvBNImpl : public torch::nn::Module {
@@ -83,6 +84,7 @@ TORCH_MODULE(SepConv);
 
 // Halves the resolution without losing information: two 1x1 stride-2 convs on pixel grids
 // shifted by one, concatenated. Odd sizes are padded so both grids give the same size.
+// Natively, in channels-last, the convs read both grids in place (kernels/factorized_reduce.h).
 class FactorizedReduceImpl : public torch::nn::Module {
  public:
   FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine,
