@@ -127,6 +127,26 @@ TEST(FactorizedReduceKernel, ModuleTakesTheNativePath) {
             std::string::npos);
 }
 
+// LibTorch's backend in channels-last: a sequence of shapes that made LibTorch 1.13's oneDNN
+// stride-2 1x1 conv backward corrupt the heap (abort, or a hang) when it ran in channels-last.
+TEST(FactorizedReduceKernel, LibTorchBackendSurvivesChannelsLastShapes) {
+  torch::manual_seed(14);
+  for (int64_t n : {1, 2, 3}) {
+    for (int64_t c : {3, 5, 8, 16}) {
+      for (int64_t h : {7, 8, 16}) {
+        for (int64_t grid_outputs : {4, 8, 16}) {
+          FactorizedReduce op(c, 2 * grid_outputs, false, KernelBackend::kTorch);
+          const at::Tensor x = laid_out(torch::randn({n, c, h, h}), true).requires_grad_(true);
+          const at::Tensor y = op->forward(x);
+          (y * torch::randn(y.sizes())).sum().backward();
+          expect_layout(y, true, reduce_name({n, c, h, h}, 2 * grid_outputs));
+          ASSERT_TRUE(x.grad().defined());
+        }
+      }
+    }
+  }
+}
+
 TEST(FactorizedReduceKernel, RefusesBadInput) {
   const at::Tensor x = laid_out(torch::randn({1, 4, 4, 4}), true);
   EXPECT_THROW(native_factorized_reduce(x, torch::randn({2, 3, 1, 1}), torch::randn({2, 4, 1, 1})),

@@ -116,11 +116,17 @@ at::Tensor FactorizedReduceImpl::forward(const at::Tensor& x) {
   if (use_native_kernels(kernels_, x) && can_reduce_natively(x))
     return batch_norm_forward(*bn_, native_factorized_reduce(x, even_->weight, odd_->weight),
                               kernels_);
-  at::Tensor activated = at::relu(x);
+  // LibTorch 1.13's oneDNN backward of a stride-2 1x1 conv on a channels-last CPU input corrupts
+  // the heap after some sequences of shapes, so its convs run on an NCHW copy there.
+  const bool via_nchw =
+      x.is_cpu() && x.dim() == 4 && x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+  at::Tensor activated = at::relu(via_nchw ? x.contiguous() : x);
   // The shifted grid starts at (1, 1); pad bottom/right by one so it covers as many pixels as
   // the even grid on odd sizes too.
   at::Tensor shifted = at::constant_pad_nd(activated, {0, 1, 0, 1}, 0).slice(2, 1).slice(3, 1);
-  return batch_norm_forward(*bn_, at::cat({even_(activated), odd_(shifted)}, 1), kernels_);
+  at::Tensor y = at::cat({even_(activated), odd_(shifted)}, 1);
+  if (via_nchw) y = y.contiguous(at::MemoryFormat::ChannelsLast);
+  return batch_norm_forward(*bn_, y, kernels_);
 }
 
 PoolImpl::PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn, KernelBackend kernels)
