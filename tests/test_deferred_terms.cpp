@@ -77,8 +77,11 @@ TEST(DeferredTerms, MeasuredConvsEqualTheInnerProductWithTheirOutput) {
 
 // y passes through with its gradient; each term's measure of that gradient (in y's layout)
 // lands on its weight entry, every other entry gets 0.
+// In double: a float dot of x with the gradient, summed in another order than the reference's,
+// missed the tolerance by rounding alone in one CI run.
 TEST(DeferredTerms, MeasuresReachTheWeightsAndTheGradientPassesThrough) {
-  const at::Tensor x = torch::randn({2, 3, 4, 5}).contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor x =
+      torch::randn({2, 3, 4, 5}, torch::kDouble).contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor leaf = x.clone().requires_grad_(true);
   const at::Tensor w = torch::rand({6}).requires_grad_(true);
   auto terms = c10::make_intrusive<DeferredTerms>();
@@ -90,7 +93,8 @@ TEST(DeferredTerms, MeasuresReachTheWeightsAndTheGradientPassesThrough) {
   };
   const at::Tensor y = attach_deferred_terms(leaf * 2, w, terms);
   EXPECT_TRUE(at::equal(y, x * 2));
-  const at::Tensor up = torch::randn({2, 3, 4, 5});  // NCHW: the node makes it channels-last
+  // NCHW: the node makes it channels-last.
+  const at::Tensor up = torch::randn({2, 3, 4, 5}, torch::kDouble);
   (y * up).sum().backward();
   EXPECT_TRUE(layout_ok);
   EXPECT_LE(relative_error(leaf.grad(), up * 2), 1e-7);
