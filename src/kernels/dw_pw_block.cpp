@@ -136,9 +136,7 @@ DwPwOutput fused_block(const at::Tensor& input, const at::Tensor& dw_weight,
 }  // namespace
 
 bool can_fuse_dw_pw(const at::Tensor& x) {
-  return !at::GradMode::is_enabled() && x.dim() == 4 && x.device().is_cpu() &&
-         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) &&
-         kernels::is_nhwc(kernels::layout_of(x));
+  return !at::GradMode::is_enabled() && kernels::nhwc_float_cpu(x);
 }
 
 DwPwOutput native_dw_pw_forward(const at::Tensor& x, const at::Tensor& dw_weight,

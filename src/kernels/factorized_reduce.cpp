@@ -113,11 +113,7 @@ struct FactorizedReduceFunction : public torch::autograd::Function<FactorizedRed
 
 }  // namespace
 
-bool can_reduce_natively(const at::Tensor& x) {
-  return x.dim() == 4 && x.device().is_cpu() && !x.is_sparse() &&
-         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) &&
-         kernels::is_nhwc(kernels::layout_of(x));
-}
+bool can_reduce_natively(const at::Tensor& x) { return kernels::nhwc_float_cpu(x); }
 
 at::Tensor native_factorized_reduce(const at::Tensor& x, const at::Tensor& w_even,
                                     const at::Tensor& w_odd) {

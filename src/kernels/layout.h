@@ -20,6 +20,13 @@ inline at::MemoryFormat layout_of(const at::Tensor& x) {
 
 inline bool is_nhwc(at::MemoryFormat format) { return format == at::MemoryFormat::ChannelsLast; }
 
+// Whether x is what the per-sample NHWC kernels take whole: a dense 4-D channels-last float or
+// double CPU tensor.
+inline bool nhwc_float_cpu(const at::Tensor& x) {
+  return x.dim() == 4 && x.device().is_cpu() && !x.is_sparse() &&
+         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && is_nhwc(layout_of(x));
+}
+
 template <typename T>
 const NhwcKernels<T>& nhwc_table();
 template <>
