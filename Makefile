@@ -3,6 +3,11 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 DEMO_OUT ?= runs/demo
 
+# Idle OpenMP threads sleep instead of spinning (an OMP_WAIT_POLICY already set wins): where the
+# cores are shared (a build beside the demo, ctest -j running tests side by side) spinning
+# threads take the cores from those with work. README "Threads on a shared machine".
+export OMP_WAIT_POLICY ?= passive
+
 SAN_BUILD ?= build-sanitize
 FUZZ_BUILD ?= build-fuzz
 SECONDS ?= 60

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/batch_norm_math.h"
 #include "kernels/layout.h"
 #include "util/error.h"
 
@@ -14,8 +15,7 @@ namespace datanas {
 namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-bool present(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
+using namespace kernels;
 
 // Per-channel values in double, from per-plane pairs reduced over the batch.
 struct ChannelSums {
@@ -139,47 +139,6 @@ void apply_normalize_backward(const at::Tensor& x, const at::Tensor& gy, at::Ten
   });
 }
 
-struct BatchMoments {
-  at::Tensor mean, invstd;  // double, per channel
-};
-
-// The per-channel map y = x * scale + offset of a batch norm with batch mean and (biased)
-// variance `var` over M values per channel, in double; updates the running statistics.
-BatchMoments affine_from_moments(const at::Tensor& mean, const at::Tensor& var, int64_t M,
-                                 const at::Tensor& weight, const at::Tensor& bias,
-                                 const at::Tensor& running_mean, const at::Tensor& running_var,
-                                 double momentum, double eps, at::Tensor& scale,
-                                 at::Tensor& offset) {
-  const int64_t C = mean.numel();
-  at::Tensor invstd = at::empty({C}, mean.options());
-  scale = at::empty({C}, mean.options());
-  offset = at::empty({C}, mean.options());
-  at::Tensor w = present(weight) ? weight.to(at::kDouble).contiguous() : at::Tensor();
-  at::Tensor b = present(bias) ? bias.to(at::kDouble).contiguous() : at::Tensor();
-  for (int64_t c = 0; c < C; ++c) {
-    const double m = mean.data_ptr<double>()[c];
-    const double is = 1.0 / std::sqrt(var.data_ptr<double>()[c] + eps);
-    const double s = is * (w.defined() ? w.data_ptr<double>()[c] : 1.0);
-    invstd.data_ptr<double>()[c] = is;
-    scale.data_ptr<double>()[c] = s;
-    offset.data_ptr<double>()[c] = (b.defined() ? b.data_ptr<double>()[c] : 0.0) - m * s;
-  }
-  if (present(running_mean)) {
-    running_mean.mul_(1.0 - momentum).add_(mean.to(running_mean.scalar_type()), momentum);
-  }
-  if (present(running_var)) {
-    const double unbias = static_cast<double>(M) / static_cast<double>(M - 1);
-    running_var.mul_(1.0 - momentum).add_(var.to(running_var.scalar_type()), momentum * unbias);
-  }
-  return {mean, invstd};
-}
-
-template <typename T>
-std::vector<T> values_of(const at::Tensor& t) {
-  const at::Tensor c = t.to(c10::CppTypeToScalarType<T>::value).contiguous();
-  return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
-}
-
 // y = x normalised with its batch statistics, then scaled and shifted (y may be x); the running
 // statistics are updated.
 template <typename T>
@@ -231,24 +190,14 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   std::vector<T> mean_t(C);
   for (int64_t c = 0; c < C; ++c) mean_t[c] = static_cast<T>(mean[c]);
   const ChannelSums sums = channel_grad_moments<T>(x, gy, mean_t);
-  at::Tensor w = present(weight) ? weight.to(at::kDouble).contiguous() : at::Tensor();
-  std::vector<T> a(C), b(C), c0(C);
-  at::Tensor grad_weight = at::empty({C}, x.options().dtype(at::kDouble));
-  at::Tensor grad_bias = at::empty({C}, x.options().dtype(at::kDouble));
-  for (int64_t c = 0; c < C; ++c) {
-    const double g = w.defined() ? w.data_ptr<double>()[c] : 1.0;
-    const double is = invstd[c];
-    const double ac = g * is;
-    const double bc = -g * is * is * is * sums.second[c] / M;
-    const double cc = -g * is * sums.first[c] / M - bc * mean[c];
-    a[c] = static_cast<T>(ac);
-    b[c] = static_cast<T>(bc);
-    c0[c] = static_cast<T>(cc);
-    grad_weight.data_ptr<double>()[c] = is * sums.second[c];
-    grad_bias.data_ptr<double>()[c] = sums.first[c];
-  }
+  const NormalizeBackwardMap map =
+      normalize_backward_map(sums.first, sums.second, weight, mean, invstd, M);
+  const at::TensorOptions doubles = x.options().dtype(at::kDouble);
+  const at::Tensor grad_weight = at::tensor(map.grad_weight, doubles);
+  const at::Tensor grad_bias = at::tensor(map.grad_bias, doubles);
   at::Tensor gx = at::empty_like(x);
-  apply_normalize_backward<T>(x, gy, gx, a, b, c0);
+  apply_normalize_backward<T>(x, gy, gx, values_of<T>(map.a), values_of<T>(map.b),
+                              values_of<T>(map.c0));
   const bool has_bias = ctx->saved_data["has_bias"].toBool();
   return {gx,
           present(weight) ? grad_weight.to(weight.scalar_type()) : at::Tensor(),
@@ -281,12 +230,9 @@ struct BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
 at::Tensor native_batch_norm_train(const at::Tensor& x, const at::Tensor& weight,
                                    const at::Tensor& bias, const at::Tensor& running_mean,
                                    const at::Tensor& running_var, double momentum, double eps) {
-  // LibTorch 1.13's Function::apply cannot take undefined tensors: absent ones travel empty.
-  auto or_empty = [&](const at::Tensor& t) {
-    return t.defined() ? t : at::empty({0}, x.options());
-  };
-  return BatchNormFunction::apply(x, or_empty(weight), or_empty(bias), or_empty(running_mean),
-                                  or_empty(running_var), momentum, eps);
+  return BatchNormFunction::apply(x, or_empty(weight, x), or_empty(bias, x),
+                                  or_empty(running_mean, x), or_empty(running_var, x), momentum,
+                                  eps);
 }
 
 // Without autograd (the forward-only ops of an architecture step, the gap measurement) an input
@@ -296,9 +242,7 @@ static bool can_normalize_in_place(const at::Tensor& x) {
          x.storage().use_count() == 1 && x.is_contiguous(kernels::layout_of(x));
 }
 
-// The running-statistics factor of bn's next training step, counting the step as at::batch_norm
-// does (momentum unset: a cumulative average).
-static double next_momentum(torch::nn::BatchNorm2dImpl& bn) {
+double next_momentum(torch::nn::BatchNorm2dImpl& bn) {
   const auto& o = bn.options;
   double factor = o.momentum().value_or(0.0);
   if (bn.is_training() && o.track_running_stats() && bn.num_batches_tracked.defined()) {

@@ -26,6 +26,10 @@ at::Tensor native_batch_norm_train(const at::Tensor& x, const at::Tensor& weight
 // local) is normalised in place and returned.
 at::Tensor batch_norm_forward(torch::nn::BatchNorm2dImpl& bn, at::Tensor x, KernelBackend backend);
 
+// The running-statistics factor of bn's next training step; counts the step as at::batch_norm
+// does (momentum unset: a cumulative average).
+double next_momentum(torch::nn::BatchNorm2dImpl& bn);
+
 // Whether bn normalises with batch statistics (training, or no running statistics kept).
 bool uses_batch_statistics(const torch::nn::BatchNorm2dImpl& bn);
 

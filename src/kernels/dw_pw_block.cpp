@@ -5,53 +5,14 @@
 
 #include <vector>
 
+#include "kernels/batch_norm_math.h"
 #include "kernels/layout.h"
 #include "util/error.h"
 
 namespace datanas {
 namespace {
-
-// Per-sample moments around each sample's own shift, combined exactly (Chan et al.'s parallel
-// variance): mean = the mean of the sample means, M2 = sum of the samples' M2 plus the spread
-// of their means.
-template <typename T>
-void combine_samples(const std::vector<T>& shift, const std::vector<double>& sum,
-                     const std::vector<double>& sum_squares, int64_t N, int64_t C,
-                     int64_t per_sample, at::Tensor& mean, at::Tensor& var) {
-  double* m = mean.data_ptr<double>();
-  double* v = var.data_ptr<double>();
-  const double n = static_cast<double>(per_sample);
-  for (int64_t c = 0; c < C; ++c) {
-    double total = 0;
-    for (int64_t s = 0; s < N; ++s) total += shift[s * C + c] + sum[s * C + c] / n;
-    m[c] = total / N;
-    double m2 = 0;
-    for (int64_t s = 0; s < N; ++s) {
-      const double d = sum[s * C + c] / n, sample_mean = shift[s * C + c] + d;
-      m2 += sum_squares[s * C + c] - d * sum[s * C + c];  // the sample's own M2
-      m2 += n * (sample_mean - m[c]) * (sample_mean - m[c]);
-    }
-    v[c] = std::max(0.0, m2 / (n * N));
-  }
-}
-
-// Per channel: sum of g * (z - mean) = sum over samples of (their sum of g * (z - shift)) +
-// (shift - mean) * (their sum of g); and the sum of g.
-template <typename T>
-void combine_gradient_sums(const std::vector<T>& shift, const std::vector<double>& sum_g,
-                           const std::vector<double>& sum_gz, int64_t N, int64_t C,
-                           const at::Tensor& mean, at::Tensor& g_z_centered, at::Tensor& g_sum) {
-  const double* m = mean.data_ptr<double>();
-  double* d = g_z_centered.data_ptr<double>();
-  double* s = g_sum.data_ptr<double>();
-  for (int64_t c = 0; c < C; ++c) {
-    d[c] = s[c] = 0;
-    for (int64_t n = 0; n < N; ++n) {
-      d[c] += sum_gz[n * C + c] + (shift[n * C + c] - m[c]) * sum_g[n * C + c];
-      s[c] += sum_g[n * C + c];
-    }
-  }
-}
+using kernels::combine_gradient_sums;
+using kernels::combine_groups;
 
 // g defined: z is not stored, and the gradient sums are gathered instead.
 template <typename T>
@@ -98,8 +59,9 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
   const at::TensorOptions doubles = x.options().dtype(at::kDouble);
   out.mean = at::empty({outputs}, doubles);
   out.var = at::empty({outputs}, doubles);
-  combine_samples(shift, sum, sum_squares, N, outputs, g.out_height * g.out_width, out.mean,
-                  out.var);
+  const int64_t per_sample = g.out_height * g.out_width;
+  combine_groups(
+      shift, sum, sum_squares, N, outputs, [&](int64_t) { return per_sample; }, out.mean, out.var);
   if (measure) {
     out.g_z_centered = at::empty({outputs}, doubles);
     out.g_sum = at::empty({outputs}, doubles);

@@ -39,20 +39,32 @@ inline TapRange pool_window(int64_t oh, int64_t ow, const PoolGeometry& g) {
   return tap_range(oh, ow, g.height, g.width, 3, g.stride, 1, 1);
 }
 
+// fn(offset) for the offset (in values, from x) of each tap of window r in row-major order, in
+// an input W pixels wide with C channels. Most windows are whole: their loops have constant
+// bounds and unroll (variable bounds made the pools spend more on loop control than on data).
+template <typename Fn>
+inline void for_window_taps(const TapRange& r, int64_t W, int64_t C, const Fn& fn) {
+  const int64_t origin = (r.top * W + r.left) * C;
+  if (r.i0 == 0 && r.i1 == 3 && r.j0 == 0 && r.j1 == 3) {
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 3; ++j) fn(origin + (i * W + j) * C);
+    return;
+  }
+  for (int64_t i = r.i0; i < r.i1; ++i)
+    for (int64_t j = r.j0; j < r.j1; ++j) fn(origin + (i * W + j) * C);
+}
+
 // m[v] = the window's maximum, scanning taps in row-major order from -inf with LibTorch's rule
 // (a larger value or a NaN replaces it).
 template <typename E, int K, int L, typename T>
 inline void window_max(const T* x, int64_t C, int64_t c0, const TapRange& r, int64_t W, E* m) {
   for (int v = 0; v < K; ++v) m[v] = splat<E>(static_cast<T>(-__builtin_inf()));
-  for (int64_t i = r.i0; i < r.i1; ++i) {
-    for (int64_t j = r.j0; j < r.j1; ++j) {
-      const T* xp = x + ((r.top + i) * W + r.left + j) * C + c0;
-      for (int v = 0; v < K; ++v) {
-        const E xv = load<E>(xp + v * L);
-        m[v] = ((xv > m[v]) | (xv != xv)) ? xv : m[v];
-      }
+  for_window_taps(r, W, C, [&](int64_t at) {
+    for (int v = 0; v < K; ++v) {
+      const E xv = load<E>(x + at + c0 + v * L);
+      m[v] = ((xv > m[v]) | (xv != xv)) ? xv : m[v];
     }
-  }
+  });
 }
 
 template <typename T>
@@ -86,16 +98,14 @@ void max_pool_backward(const T* x, const T* gy, T* gx, int64_t C, const PoolGeom
         window_max<E, K, L>(x, C, c0, r, g.width, m);
         for (int v = 0; v < K; ++v) pending[v] = load<E>(gyp + c0 + v * L);
         const E zero{};
-        for (int64_t i = r.i0; i < r.i1; ++i) {
-          for (int64_t j = r.j0; j < r.j1; ++j) {
-            const int64_t at = ((r.top + i) * g.width + r.left + j) * C + c0;
-            for (int v = 0; v < K; ++v) {
-              const E hit = load<E>(x + at + v * L) == m[v] ? pending[v] : zero;
-              store(gx + at + v * L, load<E>(gx + at + v * L) + hit);
-              pending[v] = load<E>(x + at + v * L) == m[v] ? zero : pending[v];
-            }
+        for_window_taps(r, g.width, C, [&](int64_t at) {
+          for (int v = 0; v < K; ++v) {
+            const E xv = load<E>(x + at + c0 + v * L);
+            store(gx + at + c0 + v * L,
+                  load<E>(gx + at + c0 + v * L) + (xv == m[v] ? pending[v] : zero));
+            pending[v] = xv == m[v] ? zero : pending[v];
           }
-        }
+        });
       });
     }
   }
@@ -112,12 +122,9 @@ void avg_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
         DATANAS_BLOCK_TYPES(blk);
         E sum[K];
         clear(sum, K);
-        for (int64_t i = r.i0; i < r.i1; ++i) {
-          for (int64_t j = r.j0; j < r.j1; ++j) {
-            const T* xp = x + ((r.top + i) * g.width + r.left + j) * C + c0;
-            for (int v = 0; v < K; ++v) sum[v] += load<E>(xp + v * L);
-          }
-        }
+        for_window_taps(r, g.width, C, [&](int64_t at) {
+          for (int v = 0; v < K; ++v) sum[v] += load<E>(x + at + c0 + v * L);
+        });
         for (int v = 0; v < K; ++v) store(yp + c0 + v * L, sum[v] / splat<E>(count));
       });
     }
@@ -136,12 +143,10 @@ void avg_pool_backward(const T* gy, T* gx, int64_t C, const PoolGeometry& g) {
         DATANAS_BLOCK_TYPES(blk);
         E share[K];
         for (int v = 0; v < K; ++v) share[v] = load<E>(gyp + c0 + v * L) / splat<E>(count);
-        for (int64_t i = r.i0; i < r.i1; ++i) {
-          for (int64_t j = r.j0; j < r.j1; ++j) {
-            T* gxp = gx + ((r.top + i) * g.width + r.left + j) * C + c0;
-            for (int v = 0; v < K; ++v) store(gxp + v * L, load<E>(gxp + v * L) + share[v]);
-          }
-        }
+        for_window_taps(r, g.width, C, [&](int64_t at) {
+          for (int v = 0; v < K; ++v)
+            store(gx + at + c0 + v * L, load<E>(gx + at + c0 + v * L) + share[v]);
+        });
       });
     }
   }

@@ -11,18 +11,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-kernels::PoolGeometry geometry(const at::Tensor& x, int64_t stride) {
-  if (x.dim() != 4) throw Error("3x3 pool: expected a 4-D (N, C, H, W) input");
-  if (stride < 1) throw Error("3x3 pool: expected stride >= 1");
-  kernels::PoolGeometry g;
-  g.height = x.size(2);
-  g.width = x.size(3);
-  g.stride = stride;
-  g.out_height = (g.height - 1) / stride + 1;
-  g.out_width = (g.width - 1) / stride + 1;
-  return g;
-}
-
 template <typename T>
 void forward_planes(bool max, const at::Tensor& x, at::Tensor& y, const kernels::PoolGeometry& g) {
   const auto& k = kernels::kernel_table<T>();
@@ -87,7 +75,7 @@ struct Pool3x3Function : public torch::autograd::Function<Pool3x3Function> {
                             bool max) {
     const at::MemoryFormat layout = kernels::layout_of(input);
     at::Tensor x = input.contiguous(layout);
-    const kernels::PoolGeometry g = geometry(x, stride);
+    const kernels::PoolGeometry g = pool3x3_geometry(x, stride);
     at::Tensor y = at::empty({x.size(0), x.size(1), g.out_height, g.out_width},
                              x.options().memory_format(layout));
     const bool f32 = x.scalar_type() == at::kFloat;
@@ -115,7 +103,7 @@ struct Pool3x3Function : public torch::autograd::Function<Pool3x3Function> {
         nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
     at::Tensor gy = grads[0].contiguous(layout);
     at::Tensor gx = at::empty(sizes, gy.options().memory_format(layout));
-    const kernels::PoolGeometry g = geometry(gx, stride);
+    const kernels::PoolGeometry g = pool3x3_geometry(gx, stride);
     const bool f32 = gy.scalar_type() == at::kFloat;
     if (nhwc) {
       f32 ? backward_nhwc<float>(max, x, gy, gx, g) : backward_nhwc<double>(max, x, gy, gx, g);
@@ -127,6 +115,18 @@ struct Pool3x3Function : public torch::autograd::Function<Pool3x3Function> {
 };
 
 }  // namespace
+
+kernels::PoolGeometry pool3x3_geometry(const at::Tensor& x, int64_t stride) {
+  if (x.dim() != 4) throw Error("3x3 pool: expected a 4-D (N, C, H, W) input");
+  if (stride < 1) throw Error("3x3 pool: expected stride >= 1");
+  kernels::PoolGeometry g;
+  g.height = x.size(2);
+  g.width = x.size(3);
+  g.stride = stride;
+  g.out_height = (g.height - 1) / stride + 1;
+  g.out_width = (g.width - 1) / stride + 1;
+  return g;
+}
 
 at::Tensor native_max_pool3x3(const at::Tensor& x, int64_t stride) {
   return Pool3x3Function::apply(x, stride, true);

@@ -7,7 +7,9 @@
 #include "kernels/dw_pw_block.h"
 #include "kernels/factorized_reduce.h"
 #include "kernels/pointwise_conv.h"
+#include "kernels/pointwise_conv_bn.h"
 #include "kernels/pool.h"
+#include "kernels/pool_bn.h"
 
 namespace datanas {
 namespace nn = torch::nn;
@@ -37,8 +39,7 @@ at::Tensor ReLUConvBNImpl::forward(const at::Tensor& x) {
   const bool pointwise = (*o.kernel_size())[0] == 1 && (*o.kernel_size())[1] == 1 &&
                          (*o.stride())[0] == 1 && (*o.stride())[1] == 1;
   if (pointwise && use_native_kernels(kernels_, x))
-    return batch_norm_forward(*bn_, native_pointwise_conv2d(x, conv_->weight, /*relu_input=*/true),
-                              kernels_);
+    return pointwise_conv_batch_norm(*bn_, x, conv_->weight, /*relu_input=*/true);
   return batch_norm_forward(*bn_, conv_(at::relu(x)), kernels_);
 }
 
@@ -61,7 +62,7 @@ at::Tensor DilConvImpl::forward(const at::Tensor& x) {
   }
   at::Tensor y = native_depthwise_conv2d(x, depthwise_->weight,
                                          {stride_, padding_, dilation_, /*relu_input=*/true});
-  return batch_norm_forward(*bn_, native_pointwise_conv2d(y, pointwise_->weight), kernels_);
+  return pointwise_conv_batch_norm(*bn_, y, pointwise_->weight, /*relu_input=*/false);
 }
 
 bool DilConvImpl::can_fuse(const at::Tensor& x) {
@@ -136,8 +137,8 @@ PoolImpl::PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn, Ker
 
 at::Tensor PoolImpl::forward(const at::Tensor& x) {
   if (use_native_kernels(kernels_, x)) {
-    at::Tensor y = max_ ? native_max_pool3x3(x, stride_) : native_avg_pool3x3(x, stride_);
-    return bn_ ? batch_norm_forward(*bn_, std::move(y), kernels_) : y;
+    if (bn_) return pool_batch_norm(*bn_, x, stride_, max_);
+    return max_ ? native_max_pool3x3(x, stride_) : native_avg_pool3x3(x, stride_);
   }
   at::Tensor y = max_ ? at::max_pool2d(x, {3, 3}, {stride_, stride_}, {1, 1})
                       : at::avg_pool2d(x, {3, 3}, {stride_, stride_}, {1, 1},

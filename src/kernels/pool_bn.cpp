@@ -1,0 +1,159 @@
+#include "kernels/pool_bn.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/nn/modules/batchnorm.h>
+
+#include <vector>
+
+#include "kernels/batch_norm.h"
+#include "kernels/fused_batch_norm.h"
+#include "kernels/layout.h"
+#include "kernels/pool.h"
+#include "util/error.h"
+
+namespace datanas {
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using namespace kernels;
+
+struct FusedInputs {
+  at::Tensor x;
+  PoolGeometry g;
+  bool max;
+  BatchNormArgs bn;
+};
+
+// z = pool(x), and z's batch mean and biased variance (double, C): each sample's moments around
+// its first pixel, gathered right after the sample is pooled.
+template <typename T>
+void pool_with_moments(const FusedInputs& in, at::Tensor& z, at::Tensor& mean, at::Tensor& var) {
+  const auto& k = nhwc_table<T>();
+  const auto pool = in.max ? k.max_pool_forward : k.avg_pool_forward;
+  const int64_t N = in.x.size(0), C = in.x.size(1), P = in.g.out_height * in.g.out_width;
+  const int64_t in_size = in.g.height * in.g.width * C;
+  std::vector<T> shift(N * C);
+  std::vector<double> sum(N * C, 0.0), sum_squares(sum);
+  const T* xp = in.x.data_ptr<T>();
+  T* zp = z.data_ptr<T>();
+  for_each_sample(N, [&](int64_t n) {
+    T* zs = zp + n * P * C;
+    pool(xp + n * in_size, zs, C, in.g);
+    std::copy(zs, zs + C, &shift[n * C]);
+    k.moments(zs, C, 0, P, &shift[n * C], &sum[n * C], &sum_squares[n * C]);
+  });
+  combine_groups(
+      shift, sum, sum_squares, N, C, [&](int64_t) { return P; }, mean, var);
+}
+
+// With ctx null (no autograd) z is normalised in place and nothing is saved.
+template <typename T>
+at::Tensor forward_typed(AutogradContext* ctx, const FusedInputs& in) {
+  const at::Tensor& x = in.x;
+  const int64_t C = x.size(1);
+  at::Tensor z = at::empty({x.size(0), C, in.g.out_height, in.g.out_width},
+                           x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const at::TensorOptions doubles = x.options().dtype(at::kDouble);
+  at::Tensor mean = at::empty({C}, doubles), var = at::empty({C}, doubles);
+  pool_with_moments<T>(in, z, mean, var);
+  BatchMoments moments;
+  const at::Tensor y = normalize_with_moments(z, mean, var, in.bn, ctx != nullptr, &moments);
+  if (ctx) {
+    // Max pooling finds its argmax again in backward: cheaper than storing indices.
+    ctx->save_for_backward({x, in.bn.weight, z, moments.mean, moments.invstd});
+    ctx->saved_data["stride"] = in.g.stride;
+    ctx->saved_data["max"] = in.max;
+  }
+  return y;
+}
+
+template <typename T>
+variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
+  const auto saved = ctx->get_saved_variables();
+  const at::Tensor &x = saved[0], &bn_weight = saved[1], &z = saved[2];
+  const bool max = ctx->saved_data["max"].toBool();
+  const PoolGeometry g = pool3x3_geometry(x, ctx->saved_data["stride"].toInt());
+  const at::Tensor gy = grad.contiguous(at::MemoryFormat::ChannelsLast);
+  const NormalizeBackwardMap map = batch_norm_backward_map(z, gy, {saved[3], saved[4]}, bn_weight);
+  const std::vector<T> a = values_of<T>(map.a), b = values_of<T>(map.b), c0 = values_of<T>(map.c0);
+  const auto& k = nhwc_table<T>();
+  const int64_t C = x.size(1), P = g.out_height * g.out_width, in_size = g.height * g.width * C;
+  at::Tensor gx = at::empty_like(x);
+  const T* xp = x.data_ptr<T>();
+  const T* zp = z.data_ptr<T>();
+  const T* gyp = gy.data_ptr<T>();
+  T* gxp = gx.data_ptr<T>();
+  for_each_sample<T>(x.size(0), P * C, [&](int64_t n, T* gz) {
+    k.normalize_backward(zp + n * P * C, gyp + n * P * C, gz, C, 0, P, a.data(), b.data(),
+                         c0.data());
+    if (max) {
+      k.max_pool_backward(xp + n * in_size, gz, gxp + n * in_size, C, g);
+    } else {
+      k.avg_pool_backward(gz, gxp + n * in_size, C, g);
+    }
+  });
+  return {gx,
+          at::Tensor(),
+          at::Tensor(),
+          weight_grad_of(map, bn_weight),
+          bias_grad_of(map, ctx->saved_data["has_bias"].toBool(), x.scalar_type()),
+          at::Tensor(),
+          at::Tensor(),
+          at::Tensor(),
+          at::Tensor()};
+}
+
+FusedInputs checked(const at::Tensor& x, int64_t stride, bool max, const BatchNormArgs& bn) {
+  const std::string what = "3x3 pool + batch norm";
+  if (!nhwc_float_cpu(x)) throw Error(what + ": expected a channels-last float/double CPU input");
+  const PoolGeometry g = pool3x3_geometry(x, stride);
+  check_batch_norm_args(bn, x.size(1), x.size(0) * g.out_height * g.out_width, what);
+  return {x.contiguous(at::MemoryFormat::ChannelsLast), g, max, bn};
+}
+
+struct PoolBNFunction : public torch::autograd::Function<PoolBNFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t stride, bool max,
+                            const at::Tensor& bn_weight, const at::Tensor& bn_bias,
+                            const at::Tensor& running_mean, const at::Tensor& running_var,
+                            double momentum, double eps) {
+    const FusedInputs in =
+        checked(x, stride, max, {bn_weight, bn_bias, running_mean, running_var, momentum, eps});
+    ctx->saved_data["has_bias"] = present(bn_bias);
+    return x.scalar_type() == at::kFloat ? forward_typed<float>(ctx, in)
+                                         : forward_typed<double>(ctx, in);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return grads[0].scalar_type() == at::kFloat ? backward_typed<float>(ctx, grads[0])
+                                                : backward_typed<double>(ctx, grads[0]);
+  }
+};
+
+}  // namespace
+
+at::Tensor native_pool_bn_train(const at::Tensor& x, int64_t stride, bool max,
+                                const at::Tensor& bn_weight, const at::Tensor& bn_bias,
+                                const at::Tensor& running_mean, const at::Tensor& running_var,
+                                double momentum, double eps) {
+  return PoolBNFunction::apply(x, stride, max, or_empty(bn_weight, x), or_empty(bn_bias, x),
+                               or_empty(running_mean, x), or_empty(running_var, x), momentum, eps);
+}
+
+at::Tensor pool_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, int64_t stride,
+                           bool max) {
+  if (!nhwc_float_cpu(x) || !uses_batch_statistics(bn)) {
+    at::Tensor y = max ? native_max_pool3x3(x, stride) : native_avg_pool3x3(x, stride);
+    return batch_norm_forward(bn, std::move(y), KernelBackend::kNative);
+  }
+  if (at::GradMode::is_enabled())
+    return native_pool_bn_train(x, stride, max, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                                next_momentum(bn), bn.options.eps());
+  FusedInputs in = checked(
+      x, stride, max, {bn.weight, bn.bias, bn.running_mean, bn.running_var, 0.0, bn.options.eps()});
+  in.bn.momentum = next_momentum(bn);
+  return x.scalar_type() == at::kFloat ? forward_typed<float>(nullptr, in)
+                                       : forward_typed<double>(nullptr, in);
+}
+
+}  // namespace datanas

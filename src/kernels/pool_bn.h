@@ -1,0 +1,29 @@
+// A 3x3 pool and the training-mode batch norm after it (DARTS' max_pool_3x3 and avg_pool_3x3 in
+// the supernet, whose batch norms are affine = false) as one native autograd function in
+// channels-last: each sample's pooled output has its moments gathered while it is in cache, and
+// the backward makes each sample's batch-norm input gradient in cache for the pool's backward
+// instead of writing it out and reading it back.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+#include "kernels/batch_norm.h"
+
+namespace datanas {
+
+// bn(pool(x)) with the native kernels (max or average 3x3 pooling, padding 1): one fused pass
+// where x is a channels-last float/double CPU tensor and bn uses batch statistics, else the
+// separate native pool and batch norm.
+at::Tensor pool_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, int64_t stride,
+                           bool max);
+
+// The fused function itself. x: channels-last float or double on the CPU; bn_weight, bn_bias
+// and the running statistics may be undefined, which are updated as at::batch_norm does.
+// Differentiable in x, bn_weight and bn_bias.
+at::Tensor native_pool_bn_train(const at::Tensor& x, int64_t stride, bool max,
+                                const at::Tensor& bn_weight, const at::Tensor& bn_bias,
+                                const at::Tensor& running_mean, const at::Tensor& running_var,
+                                double momentum, double eps);
+
+}  // namespace datanas
