@@ -6,7 +6,6 @@
 #include "kernels/depthwise_conv.h"
 #include "kernels/dw_pw_block.h"
 #include "kernels/factorized_reduce.h"
-#include "kernels/pointwise_conv.h"
 #include "kernels/pointwise_conv_bn.h"
 #include "kernels/pool.h"
 #include "kernels/pool_bn.h"
