@@ -116,7 +116,7 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
     pg.height = g.height, pg.width = g.width, pg.stride = 1;
     pg.out_height = g.height, pg.out_width = g.width;
     at::Tensor pool_gy = torch::randn({g.height, g.width, C});
-    at::Tensor out[2][6];
+    at::Tensor out[2][7];
     for (int t = 0; t < 2; ++t) {
       const auto& table = t == 0 ? fast : plain;
       at::Tensor* o = out[t];
@@ -129,14 +129,19 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
                           o[1].data_ptr<float>(), o[2].data_ptr<float>(), C, g, true,
                           scratch.data());
       table.max_pool_forward(x.data_ptr<float>(), o[3].data_ptr<float>(), C, pg);
-      table.max_pool_backward(x.data_ptr<float>(), pool_gy.data_ptr<float>(),
+      table.max_pool_backward(x.data_ptr<float>(), nullptr, pool_gy.data_ptr<float>(),
                               o[4].data_ptr<float>(), C, pg);
+      // The same with the maxima given.
+      o[6] = torch::empty_like(x);
+      table.max_pool_backward(x.data_ptr<float>(), o[3].data_ptr<float>(),
+                              pool_gy.data_ptr<float>(), o[6].data_ptr<float>(), C, pg);
       // 7 pixels of C inputs to 13 outputs.
       table.pointwise(x.data_ptr<float>(), w.data_ptr<float>(), o[5].data_ptr<float>(), C, 13, 0, 7,
                       /*relu_x=*/true, nullptr);
     }
-    for (int i = 0; i < 6; ++i)
+    for (int i = 0; i < 7; ++i)
       EXPECT_LE(relative_error(out[0][i], out[1][i]), 1e-5) << "C " << C << " output " << i;
+    EXPECT_TRUE(at::equal(out[0][6], out[0][4])) << "C " << C << " maxima given";
   }
 }
 

@@ -35,7 +35,9 @@ struct NhwcKernels {
   // One sample of 3x3 pooling with padding 1; backward overwrites gx. Max pooling sends each
   // gradient to the first maximum in row-major tap order, as LibTorch does.
   void (*max_pool_forward)(const T* x, T* y, int64_t C, const PoolGeometry& g);
-  void (*max_pool_backward)(const T* x, const T* gy, T* gx, int64_t C, const PoolGeometry& g);
+  // y (may be null): max pooling's forward output, the windows' maxima (else found again).
+  void (*max_pool_backward)(const T* x, const T* y, const T* gy, T* gx, int64_t C,
+                            const PoolGeometry& g);
   void (*avg_pool_forward)(const T* x, T* y, int64_t C, const PoolGeometry& g);
   void (*avg_pool_backward)(const T* gy, T* gx, int64_t C, const PoolGeometry& g);
   // Pixels [begin, end) of (P, inputs) x: y[p, o] = sum_i a(x[p, i]) wt[i, o] (wt inputs x

@@ -83,20 +83,25 @@ void max_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
   }
 }
 
-// The maximum is found again (cheaper than storing indices); the first tap equal to it takes
-// the gradient.
+// The first tap equal to a window's maximum takes its gradient. The maxima are y, the forward's
+// output, or with y null found again (cheaper than storing indices).
 template <typename T>
-void max_pool_backward(const T* x, const T* gy, T* gx, int64_t C, const PoolGeometry& g) {
+void max_pool_backward(const T* x, const T* y, const T* gy, T* gx, int64_t C,
+                       const PoolGeometry& g) {
   for (int64_t e = 0; e < g.height * g.width * C; ++e) gx[e] = T(0);
   for (int64_t oh = 0; oh < g.out_height; ++oh) {
     for (int64_t ow = 0; ow < g.out_width; ++ow) {
       const TapRange r = pool_window(oh, ow, g);
-      const T* gyp = gy + (oh * g.out_width + ow) * C;
+      const int64_t out_at = (oh * g.out_width + ow) * C;
       for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
         DATANAS_BLOCK_TYPES(blk);
         E m[K], pending[K];  // pending: the gradient not yet given to a tap
-        window_max<E, K, L>(x, C, c0, r, g.width, m);
-        for (int v = 0; v < K; ++v) pending[v] = load<E>(gyp + c0 + v * L);
+        if (y) {
+          for (int v = 0; v < K; ++v) m[v] = load<E>(y + out_at + c0 + v * L);
+        } else {
+          window_max<E, K, L>(x, C, c0, r, g.width, m);
+        }
+        for (int v = 0; v < K; ++v) pending[v] = load<E>(gy + out_at + c0 + v * L);
         const E zero{};
         for_window_taps(r, g.width, C, [&](int64_t at) {
           for (int v = 0; v < K; ++v) {

@@ -60,7 +60,7 @@ at::Tensor forward_typed(AutogradContext* ctx, const FusedInputs& in) {
   BatchMoments moments;
   const at::Tensor y = normalize_with_moments(z, mean, var, in.bn, ctx != nullptr, &moments);
   if (ctx) {
-    // Max pooling finds its argmax again in backward: cheaper than storing indices.
+    // z holds the windows' maxima: max pooling's backward finds them there, not again.
     ctx->save_for_backward({x, in.bn.weight, z, moments.mean, moments.invstd});
     ctx->saved_data["stride"] = in.g.stride;
     ctx->saved_data["max"] = in.max;
@@ -88,7 +88,7 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
     k.normalize_backward(zp + n * P * C, gyp + n * P * C, gz, C, 0, P, a.data(), b.data(),
                          c0.data());
     if (max) {
-      k.max_pool_backward(xp + n * in_size, gz, gxp + n * in_size, C, g);
+      k.max_pool_backward(xp + n * in_size, zp + n * P * C, gz, gxp + n * in_size, C, g);
     } else {
       k.avg_pool_backward(gz, gxp + n * in_size, C, g);
     }
