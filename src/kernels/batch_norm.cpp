@@ -4,10 +4,12 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/nn/modules/batchnorm.h>
 
-#include <cmath>
+#include <algorithm>
 #include <vector>
 
 #include "kernels/batch_norm_math.h"
+#include "kernels/batch_norm_passes.h"
+#include "kernels/fused_batch_norm.h"
 #include "kernels/layout.h"
 #include "util/error.h"
 
@@ -16,128 +18,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using namespace kernels;
-
-// Per-channel values in double, from per-plane pairs reduced over the batch.
-struct ChannelSums {
-  std::vector<double> first, second;
-};
-
-ChannelSums reduce_planes(const std::vector<double>& pairs, int64_t N, int64_t C) {
-  ChannelSums out{std::vector<double>(C, 0.0), std::vector<double>(C, 0.0)};
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t c = 0; c < C; ++c) {
-      out.first[c] += pairs[2 * (n * C + c)];
-      out.second[c] += pairs[2 * (n * C + c) + 1];
-    }
-  }
-  return out;
-}
-
-constexpr int64_t kChunk = 1024;  // pixels per NHWC task
-
-// Per-chunk pairs of C-vectors (first, second) reduced in chunk order.
-ChannelSums reduce_chunks(const std::vector<double>& parts, int64_t tasks, int64_t C) {
-  ChannelSums out{std::vector<double>(C, 0.0), std::vector<double>(C, 0.0)};
-  for (int64_t t = 0; t < tasks; ++t) {
-    for (int64_t c = 0; c < C; ++c) {
-      out.first[c] += parts[(2 * t) * C + c];
-      out.second[c] += parts[(2 * t + 1) * C + c];
-    }
-  }
-  return out;
-}
-
-// Sums of (x - shift) and of its square, per channel.
-template <typename T>
-ChannelSums channel_moments(const at::Tensor& x, const std::vector<T>& shift) {
-  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  const T* xp = x.data_ptr<T>();
-  if (kernels::is_nhwc(kernels::layout_of(x))) {
-    const auto& k = kernels::nhwc_table<T>();
-    const int64_t tasks = (N * HW + kChunk - 1) / kChunk;
-    std::vector<double> parts(2 * tasks * C, 0.0);
-    kernels::for_each_pixel_chunk(N * HW, kChunk, [&](int64_t t, int64_t b, int64_t e) {
-      k.moments(xp, C, b, e, shift.data(), &parts[2 * t * C], &parts[(2 * t + 1) * C]);
-    });
-    return reduce_chunks(parts, tasks, C);
-  }
-  const auto& k = kernels::kernel_table<T>();
-  std::vector<double> pairs(2 * N * C);
-  kernels::for_each_plane<T>(N * C, HW, 0, [&](int64_t plane, T*) {
-    k.moments(xp + plane * HW, HW, shift[plane % C], &pairs[2 * plane], &pairs[2 * plane + 1]);
-  });
-  return reduce_planes(pairs, N, C);
-}
-
-// y = x * scale[c] + offset[c].
-template <typename T>
-void apply_scale_shift(const at::Tensor& x, at::Tensor& y, const std::vector<T>& scale,
-                       const std::vector<T>& offset) {
-  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  const T* xp = x.data_ptr<T>();
-  T* yp = y.data_ptr<T>();
-  if (kernels::is_nhwc(kernels::layout_of(x))) {
-    const auto& k = kernels::nhwc_table<T>();
-    kernels::for_each_pixel_chunk(N * HW, kChunk, [&](int64_t, int64_t b, int64_t e) {
-      k.scale_shift(xp, yp, C, b, e, scale.data(), offset.data());
-    });
-    return;
-  }
-  const auto& k = kernels::kernel_table<T>();
-  kernels::for_each_plane<T>(N * C, 2 * HW, 0, [&](int64_t plane, T*) {
-    const int64_t c = plane % C;
-    k.scale_shift(xp + plane * HW, yp + plane * HW, HW, scale[c], offset[c]);
-  });
-}
-
-// Sums of gy and of gy * (x - mean), per channel.
-template <typename T>
-ChannelSums channel_grad_moments(const at::Tensor& x, const at::Tensor& gy,
-                                 const std::vector<T>& mean) {
-  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  const T* xp = x.data_ptr<T>();
-  const T* gyp = gy.data_ptr<T>();
-  if (kernels::is_nhwc(kernels::layout_of(x))) {
-    const auto& k = kernels::nhwc_table<T>();
-    const int64_t tasks = (N * HW + kChunk - 1) / kChunk;
-    std::vector<double> parts(2 * tasks * C, 0.0);
-    kernels::for_each_pixel_chunk(N * HW, kChunk, [&](int64_t t, int64_t b, int64_t e) {
-      k.grad_moments(xp, gyp, C, b, e, mean.data(), &parts[2 * t * C], &parts[(2 * t + 1) * C]);
-    });
-    return reduce_chunks(parts, tasks, C);
-  }
-  const auto& k = kernels::kernel_table<T>();
-  std::vector<double> pairs(2 * N * C);
-  kernels::for_each_plane<T>(N * C, 2 * HW, 0, [&](int64_t plane, T*) {
-    k.grad_moments(xp + plane * HW, gyp + plane * HW, HW, mean[plane % C], &pairs[2 * plane],
-                   &pairs[2 * plane + 1]);
-  });
-  return reduce_planes(pairs, N, C);
-}
-
-// gx = a[c] * gy + b[c] * x + c0[c].
-template <typename T>
-void apply_normalize_backward(const at::Tensor& x, const at::Tensor& gy, at::Tensor& gx,
-                              const std::vector<T>& a, const std::vector<T>& b,
-                              const std::vector<T>& c0) {
-  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  const T* xp = x.data_ptr<T>();
-  const T* gyp = gy.data_ptr<T>();
-  T* gxp = gx.data_ptr<T>();
-  if (kernels::is_nhwc(kernels::layout_of(x))) {
-    const auto& k = kernels::nhwc_table<T>();
-    kernels::for_each_pixel_chunk(N * HW, kChunk, [&](int64_t, int64_t lo, int64_t hi) {
-      k.normalize_backward(xp, gyp, gxp, C, lo, hi, a.data(), b.data(), c0.data());
-    });
-    return;
-  }
-  const auto& k = kernels::kernel_table<T>();
-  kernels::for_each_plane<T>(N * C, 3 * HW, 0, [&](int64_t plane, T*) {
-    const int64_t c = plane % C;
-    k.normalize_backward(xp + plane * HW, gyp + plane * HW, gxp + plane * HW, HW, a[c], b[c],
-                         c0[c]);
-  });
-}
 
 // y = x normalised with its batch statistics, then scaled and shifted (y may be x); the running
 // statistics are updated.
@@ -182,26 +62,14 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const auto saved = ctx->get_saved_variables();
   const at::Tensor& x = saved[0];
   const at::Tensor& weight = saved[1];
-  const double* mean = saved[2].data_ptr<double>();
-  const double* invstd = saved[3].data_ptr<double>();
-  const int64_t C = x.size(1);
-  const double M = static_cast<double>(x.size(0) * x.size(2) * x.size(3));
   at::Tensor gy = grad.contiguous(kernels::layout_of(x));
-  std::vector<T> mean_t(C);
-  for (int64_t c = 0; c < C; ++c) mean_t[c] = static_cast<T>(mean[c]);
-  const ChannelSums sums = channel_grad_moments<T>(x, gy, mean_t);
-  const NormalizeBackwardMap map =
-      normalize_backward_map(sums.first, sums.second, weight, mean, invstd, M);
-  const at::TensorOptions doubles = x.options().dtype(at::kDouble);
-  const at::Tensor grad_weight = at::tensor(map.grad_weight, doubles);
-  const at::Tensor grad_bias = at::tensor(map.grad_bias, doubles);
+  const NormalizeBackwardMap map = batch_norm_backward_map(x, gy, {saved[2], saved[3]}, weight);
   at::Tensor gx = at::empty_like(x);
   apply_normalize_backward<T>(x, gy, gx, values_of<T>(map.a), values_of<T>(map.b),
                               values_of<T>(map.c0));
-  const bool has_bias = ctx->saved_data["has_bias"].toBool();
   return {gx,
-          present(weight) ? grad_weight.to(weight.scalar_type()) : at::Tensor(),
-          has_bias ? grad_bias.to(x.scalar_type()) : at::Tensor(),
+          weight_grad_of(map, weight),
+          bias_grad_of(map, ctx->saved_data["has_bias"].toBool(), x.scalar_type()),
           at::Tensor(),
           at::Tensor(),
           at::Tensor(),

@@ -4,52 +4,11 @@
 
 #include <vector>
 
-#include "kernels/layout.h"
+#include "kernels/batch_norm_passes.h"
 #include "util/error.h"
 
 namespace datanas {
 namespace kernels {
-namespace {
-
-constexpr int64_t kChunk = 1024;  // pixels per task: fixed, so sums do not depend on threads
-
-template <typename T>
-void scale_shift(const at::Tensor& z, at::Tensor& y, const at::Tensor& scale,
-                 const at::Tensor& offset) {
-  const auto& k = nhwc_table<T>();
-  const std::vector<T> s = values_of<T>(scale), o = values_of<T>(offset);
-  const int64_t C = z.size(1);
-  const T* zp = z.data_ptr<T>();
-  T* yp = y.data_ptr<T>();
-  for_each_pixel_chunk(z.numel() / C, kChunk, [&](int64_t, int64_t b, int64_t e) {
-    k.scale_shift(zp, yp, C, b, e, s.data(), o.data());
-  });
-}
-
-// Per channel of z: the sums of gy and of gy * (z - mean), per chunk and then in chunk order.
-template <typename T>
-void gradient_sums(const at::Tensor& z, const at::Tensor& gy, const at::Tensor& mean,
-                   std::vector<double>& sum_g, std::vector<double>& sum_g_centered) {
-  const auto& k = nhwc_table<T>();
-  const std::vector<T> m = values_of<T>(mean);
-  const int64_t C = z.size(1), P = z.numel() / C, chunks = (P + kChunk - 1) / kChunk;
-  std::vector<double> parts_g(chunks * C, 0.0), parts_gz(chunks * C, 0.0);
-  const T* zp = z.data_ptr<T>();
-  const T* gp = gy.data_ptr<T>();
-  for_each_pixel_chunk(P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
-    k.grad_moments(zp, gp, C, begin, end, m.data(), &parts_g[t * C], &parts_gz[t * C]);
-  });
-  sum_g.assign(C, 0.0);
-  sum_g_centered.assign(C, 0.0);
-  for (int64_t t = 0; t < chunks; ++t) {
-    for (int64_t c = 0; c < C; ++c) {
-      sum_g[c] += parts_g[t * C + c];
-      sum_g_centered[c] += parts_gz[t * C + c];
-    }
-  }
-}
-
-}  // namespace
 
 void check_batch_norm_args(const BatchNormArgs& bn, int64_t channels, int64_t count,
                            const std::string& what) {
@@ -68,9 +27,9 @@ at::Tensor normalize_with_moments(at::Tensor& z, const at::Tensor& mean, const a
   if (moments) *moments = m;
   at::Tensor y = keep_z ? at::empty_like(z) : z;
   if (z.scalar_type() == at::kFloat) {
-    scale_shift<float>(z, y, scale, offset);
+    apply_scale_shift<float>(z, y, values_of<float>(scale), values_of<float>(offset));
   } else {
-    scale_shift<double>(z, y, scale, offset);
+    apply_scale_shift<double>(z, y, values_of<double>(scale), values_of<double>(offset));
   }
   return y;
 }
@@ -78,13 +37,11 @@ at::Tensor normalize_with_moments(at::Tensor& z, const at::Tensor& mean, const a
 NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tensor& gy,
                                              const BatchMoments& moments,
                                              const at::Tensor& weight) {
-  std::vector<double> sum_g, sum_g_centered;
-  if (z.scalar_type() == at::kFloat) {
-    gradient_sums<float>(z, gy, moments.mean, sum_g, sum_g_centered);
-  } else {
-    gradient_sums<double>(z, gy, moments.mean, sum_g, sum_g_centered);
-  }
-  return normalize_backward_map(sum_g, sum_g_centered, weight, moments.mean.data_ptr<double>(),
+  const ChannelSums sums =
+      z.scalar_type() == at::kFloat
+          ? channel_grad_moments<float>(z, gy, values_of<float>(moments.mean))
+          : channel_grad_moments<double>(z, gy, values_of<double>(moments.mean));
+  return normalize_backward_map(sums.first, sums.second, weight, moments.mean.data_ptr<double>(),
                                 moments.invstd.data_ptr<double>(),
                                 static_cast<double>(z.numel() / z.size(1)));
 }

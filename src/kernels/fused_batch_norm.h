@@ -1,8 +1,8 @@
 // The batch-norm half of the native ops that fuse an op with the training-mode batch norm after
-// it (pointwise_conv_bn, pool_bn), on channels-last float/double CPU tensors: the op gathers
-// its output z's moments while z is in cache; these functions turn them into the normalised
-// output, and the output's gradient into the map of z's gradient that the op's backward applies
-// a piece at a time, in cache.
+// it (pointwise_conv_bn, pool_bn; float/double CPU tensors): the op gathers its output z's
+// moments while z is in cache; these functions turn them into the normalised output, and the
+// output's gradient into the map of z's gradient that the op's backward applies a piece at a
+// time, in cache. The plain native batch norm (batch_norm.cpp) shares the backward map.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -24,13 +24,14 @@ struct BatchNormArgs {
 void check_batch_norm_args(const BatchNormArgs& bn, int64_t channels, int64_t count,
                            const std::string& what);
 
-// y = the batch norm of z (N, C, H, W channels-last) given z's batch mean and biased variance
+// y = the batch norm of z (N, C, H, W, either layout) given z's batch mean and biased variance
 // (double, C); updates the running statistics. In place (y is z) unless `keep_z`. `moments`
 // (may be null) receives the mean and invstd the backward needs.
 at::Tensor normalize_with_moments(at::Tensor& z, const at::Tensor& mean, const at::Tensor& var,
                                   const BatchNormArgs& bn, bool keep_z, BatchMoments* moments);
 
-// The map of z's gradient from the output's gradient gy (z's layout), with z's mean and invstd.
+// The map of z's gradient from the output's gradient gy (z's layout; either layout), with z's
+// mean and invstd.
 NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tensor& gy,
                                              const BatchMoments& moments, const at::Tensor& weight);
 
