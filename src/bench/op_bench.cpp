@@ -79,9 +79,14 @@ OpTimes time_op(torch::nn::AnyModule& module, const at::Tensor& x, at::MemoryFor
         module.forward(x);
       },
       o.warmup, o.repeats);
-  const at::Tensor input = x.detach().requires_grad_(true);
+  at::Tensor input = x.detach().requires_grad_(true);
   t.fwd_bwd_ms = median_ms(
       [&] {
+        // Each repeat starts without gradients, as a training step after zero_grad(set_to_none)
+        // does: otherwise autograd adds each repeat's input gradient to the last one's, a pass
+        // over the input that is not the op's.
+        input.mutable_grad().reset();
+        for (auto& p : module.ptr()->parameters()) p.mutable_grad().reset();
         at::Tensor out = module.forward(input);
         if (out.requires_grad()) out.backward(dy);
       },
