@@ -83,6 +83,27 @@ void expect_finite_differences(F f, const at::Tensor& x, const std::vector<at::T
   }
 }
 
+// value_and_grads of f on 1 thread and on 2, equal bit for bit: the native kernels' partial sums
+// (and their order) do not depend on the thread count.
+template <typename F>
+void expect_same_on_one_and_two_threads(F f, const at::Tensor& x,
+                                        const std::vector<at::Tensor>& leaves,
+                                        const at::Tensor& upstream, const std::string& what) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const std::vector<at::Tensor> one = value_and_grads(f, x, leaves, upstream);
+  at::set_num_threads(2);
+  const std::vector<at::Tensor> two = value_and_grads(f, x, leaves, upstream);
+  at::set_num_threads(before);
+  for (size_t i = 0; i < one.size(); ++i)
+    EXPECT_TRUE(at::equal(one[i], two[i])) << what << " " << i;
+}
+
+// The name of y's autograd node ("none" without one).
+inline std::string grad_fn_name(const at::Tensor& y) {
+  return y.grad_fn() ? y.grad_fn()->name() : std::string("none");
+}
+
 // Every buffer of `got` (running statistics, batch counts) within 1e-5 of `expected`'s.
 inline void expect_buffers_close(const torch::nn::Module& got, const torch::nn::Module& expected,
                                  const std::string& what) {

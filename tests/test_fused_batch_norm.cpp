@@ -116,34 +116,20 @@ TEST(PointwiseConvBN, SameNumbersOnOneAndTwoThreads) {
   const at::Tensor x = laid_out(torch::randn({8, 16, 12, 12}), true);
   const std::vector<at::Tensor> leaves = leaves_for(c, at::kFloat);
   const at::Tensor up = torch::randn({8, 24, 12, 12});
-  auto run = [&](int threads) {
-    at::set_num_threads(threads);
-    return value_and_grads(
-        [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
-          return fused(in, l, at::Tensor(), at::Tensor(), true);
-        },
-        x, leaves, up);
-  };
-  const int before = at::get_num_threads();
-  const auto one = run(1), two = run(2);
-  at::set_num_threads(before);
-  for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(at::equal(one[i], two[i])) << i;
+  expect_same_on_one_and_two_threads(
+      [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+        return fused(in, l, at::Tensor(), at::Tensor(), true);
+      },
+      x, leaves, up, c.name());
 }
 
-std::string grad_fn_name(const at::Tensor& y) {
-  return y.grad_fn() ? y.grad_fn()->name() : std::string("none");
-}
-
-// The 1x1 preprocessing and the end of a dil conv take the fused function in channels-last
-// (NCHW keeps the separate ops); without autograd the result and the running statistics are
-// those of the autograd path.
+// The 1x1 preprocessing takes the fused function in channels-last (NCHW keeps the separate ops);
+// without autograd the result and the running statistics are those of the autograd path.
 TEST(PointwiseConvBN, ModulesTakeItInChannelsLast) {
   torch::manual_seed(24);
   ReLUConvBN pre(6, 10, 1, 1, 0, false, KernelBackend::kNative);
-  DilConv dil(6, 10, 3, 1, 2, 2, true, KernelBackend::kNative);
   const at::Tensor x = laid_out(torch::randn({3, 6, 9, 9}), true).requires_grad_(true);
   EXPECT_NE(grad_fn_name(pre(x)).find("PointwiseConvBNFunction"), std::string::npos);
-  EXPECT_NE(grad_fn_name(dil(x)).find("PointwiseConvBNFunction"), std::string::npos);
   EXPECT_EQ(grad_fn_name(pre(x.contiguous())).find("PointwiseConvBNFunction"), std::string::npos);
 
   ReLUConvBN with_grad(6, 10, 1, 1, 0, true, KernelBackend::kNative);
@@ -258,18 +244,11 @@ TEST(PoolBN, SameNumbersOnOneAndTwoThreads) {
   torch::manual_seed(28);
   const at::Tensor x = laid_out(torch::randn({8, 16, 12, 12}), true);
   const at::Tensor up = torch::randn({8, 16, 12, 12});
-  auto run = [&](int threads) {
-    at::set_num_threads(threads);
-    return value_and_grads(
-        [&](const at::Tensor& in, const std::vector<at::Tensor>&) {
-          return pool_fused(in, 1, true, {}, at::Tensor(), at::Tensor());
-        },
-        x, {}, up);
-  };
-  const int before = at::get_num_threads();
-  const auto one = run(1), two = run(2);
-  at::set_num_threads(before);
-  for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(at::equal(one[i], two[i])) << i;
+  expect_same_on_one_and_two_threads(
+      [&](const at::Tensor& in, const std::vector<at::Tensor>&) {
+        return pool_fused(in, 1, true, {}, at::Tensor(), at::Tensor());
+      },
+      x, {}, up, "max pool");
 }
 
 // The supernet's pools (with BN) take the fused function in channels-last, and without autograd

@@ -105,43 +105,53 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
   torch::manual_seed(7);
   const auto& fast = kernels::avx2::nhwc_kernels_f32();
   const auto& plain = kernels::portable::nhwc_kernels_f32();
+  // A strided dilated conv (the scatter backward) and a stride-1 one (the 8-output sliding
+  // kernels with a remainder, the gather backward).
+  const std::vector<std::vector<int64_t>> convs = {{5, 2, 2}, {3, 1, 1}};
   for (int64_t C : {int64_t{5}, int64_t{16}, int64_t{27}}) {
-    kernels::ConvGeometry g;
-    g.height = 9, g.width = 11, g.kernel = 5, g.stride = 2, g.dilation = 2, g.padding = 4;
-    g.out_height = (g.height + 2 * g.padding - 8 - 1) / 2 + 1;
-    g.out_width = (g.width + 2 * g.padding - 8 - 1) / 2 + 1;
-    at::Tensor x = at::round(torch::randn({g.height, g.width, C}) * 2);
-    at::Tensor w = torch::randn({25, C}), gy = torch::randn({g.out_height, g.out_width, C});
-    kernels::PoolGeometry pg;
-    pg.height = g.height, pg.width = g.width, pg.stride = 1;
-    pg.out_height = g.height, pg.out_width = g.width;
-    at::Tensor pool_gy = torch::randn({g.height, g.width, C});
-    at::Tensor out[2][7];
-    for (int t = 0; t < 2; ++t) {
-      const auto& table = t == 0 ? fast : plain;
-      at::Tensor* o = out[t];
-      o[0] = torch::empty_like(gy), o[1] = torch::empty_like(x), o[2] = torch::zeros_like(w);
-      o[3] = torch::empty_like(x), o[4] = torch::empty_like(x), o[5] = torch::empty({7, 13});
-      std::vector<float> scratch(kernels::nhwc_conv_scratch_elements(g, C));
-      table.conv_forward(x.data_ptr<float>(), w.data_ptr<float>(), o[0].data_ptr<float>(), C, g,
-                         true, scratch.data());
-      table.conv_backward(x.data_ptr<float>(), w.data_ptr<float>(), gy.data_ptr<float>(),
-                          o[1].data_ptr<float>(), o[2].data_ptr<float>(), C, g, true,
-                          scratch.data());
-      table.max_pool_forward(x.data_ptr<float>(), o[3].data_ptr<float>(), C, pg);
-      table.max_pool_backward(x.data_ptr<float>(), nullptr, pool_gy.data_ptr<float>(),
-                              o[4].data_ptr<float>(), C, pg);
-      // The same with the maxima given.
-      o[6] = torch::empty_like(x);
-      table.max_pool_backward(x.data_ptr<float>(), o[3].data_ptr<float>(),
-                              pool_gy.data_ptr<float>(), o[6].data_ptr<float>(), C, pg);
-      // 7 pixels of C inputs to 13 outputs.
-      table.pointwise(x.data_ptr<float>(), w.data_ptr<float>(), o[5].data_ptr<float>(), C, 13, 0, 7,
-                      /*relu_x=*/true, nullptr);
+    for (const auto& conv : convs) {
+      kernels::ConvGeometry g;
+      g.height = 9, g.width = 11, g.kernel = conv[0], g.stride = conv[1], g.dilation = conv[2];
+      g.padding = g.dilation * (g.kernel - 1) / 2;
+      const int64_t reach = g.dilation * (g.kernel - 1);
+      g.out_height = (g.height + 2 * g.padding - reach - 1) / g.stride + 1;
+      g.out_width = (g.width + 2 * g.padding - reach - 1) / g.stride + 1;
+      at::Tensor x = at::round(torch::randn({g.height, g.width, C}) * 2);
+      at::Tensor w = torch::randn({g.kernel * g.kernel, C});
+      at::Tensor gy = torch::randn({g.out_height, g.out_width, C});
+      at::Tensor pw = torch::randn({C, 13});
+      kernels::PoolGeometry pg;
+      pg.height = g.height, pg.width = g.width, pg.stride = 1;
+      pg.out_height = g.height, pg.out_width = g.width;
+      at::Tensor pool_gy = torch::randn({g.height, g.width, C});
+      at::Tensor out[2][7];
+      for (int t = 0; t < 2; ++t) {
+        const auto& table = t == 0 ? fast : plain;
+        at::Tensor* o = out[t];
+        o[0] = torch::empty_like(gy), o[1] = torch::empty_like(x), o[2] = torch::zeros_like(w);
+        o[3] = torch::empty_like(x), o[4] = torch::empty_like(x), o[5] = torch::empty({7, 13});
+        std::vector<float> scratch(kernels::nhwc_conv_scratch_elements(g, C));
+        table.conv_forward(x.data_ptr<float>(), w.data_ptr<float>(), o[0].data_ptr<float>(), C, g,
+                           true, scratch.data());
+        table.conv_backward(x.data_ptr<float>(), w.data_ptr<float>(), gy.data_ptr<float>(),
+                            o[1].data_ptr<float>(), o[2].data_ptr<float>(), C, g, true,
+                            scratch.data());
+        table.max_pool_forward(x.data_ptr<float>(), o[3].data_ptr<float>(), C, pg);
+        table.max_pool_backward(x.data_ptr<float>(), nullptr, pool_gy.data_ptr<float>(),
+                                o[4].data_ptr<float>(), C, pg);
+        // The same with the maxima given.
+        o[6] = torch::empty_like(x);
+        table.max_pool_backward(x.data_ptr<float>(), o[3].data_ptr<float>(),
+                                pool_gy.data_ptr<float>(), o[6].data_ptr<float>(), C, pg);
+        // 7 pixels of C inputs to 13 outputs.
+        table.pointwise(x.data_ptr<float>(), pw.data_ptr<float>(), o[5].data_ptr<float>(), C, 13, 0,
+                        7, /*relu_x=*/true, nullptr);
+      }
+      for (int i = 0; i < 7; ++i)
+        EXPECT_LE(relative_error(out[0][i], out[1][i]), 1e-5)
+            << "C " << C << " k" << g.kernel << " output " << i;
+      EXPECT_TRUE(at::equal(out[0][6], out[0][4])) << "C " << C << " maxima given";
     }
-    for (int i = 0; i < 7; ++i)
-      EXPECT_LE(relative_error(out[0][i], out[1][i]), 1e-5) << "C " << C << " output " << i;
-    EXPECT_TRUE(at::equal(out[0][6], out[0][4])) << "C " << C << " maxima given";
   }
 }
 

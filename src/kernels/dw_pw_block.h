@@ -1,8 +1,9 @@
 // The ReLU -> depthwise -> pointwise half of DARTS' sep/dil conv blocks as one native pass per
 // sample, for forward passes without autograd (the ops an architecture step only measures, the
-// gap measurement): the depthwise output never leaves cache, and the batch-norm moments of the
-// block's output are gathered as it is written. The batch norm itself is left to the caller, so
-// a sep conv can apply its first one on the way into its second block.
+// gap measurement, and the forward of the autograd block in dw_pw_bn.h): the depthwise output
+// never leaves cache, and the batch-norm moments of the block's output are gathered as it is
+// written. The batch norm itself is left to the caller, so a sep conv can apply its first one on
+// the way into its second block.
 #pragma once
 #include <ATen/core/Tensor.h>
 

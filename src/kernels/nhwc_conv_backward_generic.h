@@ -121,12 +121,64 @@ inline void tap_run_grads(const T* P, const T* gy_row, T* gw, int64_t C, const C
   });
 }
 
+// gw[taps (i, 0) .. (i, KS - 1)] += the sums over output row oh (stride 1, dilation D), PB
+// outputs at a time: each input is loaded once for every (output, tap) pair that reads it, where
+// tap_run_grads loads one per multiply-add.
+template <typename T, int KS, int D, int PB>
+inline void tap_row_grads_sliding(const T* P, const T* gy_row, T* gw, int64_t C,
+                                  const ConvGeometry& g, int64_t oh, int64_t i) {
+  const T* p_row = P + (oh + i * D) * padded(g).width * C;
+  constexpr int kInputs = PB + (KS - 1) * D;
+  for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+    DATANAS_BLOCK_TYPES(blk);
+    for (int v = 0; v < K; ++v) {
+      const int64_t c = c0 + v * L;
+      E acc[KS];
+      clear(acc, KS);
+      int64_t ow = 0;
+      for (; ow + PB <= g.out_width; ow += PB) {
+        E up[PB];
+        for (int q = 0; q < PB; ++q) up[q] = load<E>(gy_row + (ow + q) * C + c);
+#pragma GCC unroll 32
+        for (int t = 0; t < kInputs; ++t) {
+          const E xv = load<E>(p_row + (ow + t) * C + c);
+#pragma GCC unroll 8
+          for (int j = 0; j < KS; ++j) {
+            const int q = t - j * D;
+            if (q >= 0 && q < PB) acc[j] += up[q] * xv;
+          }
+        }
+      }
+      for (; ow < g.out_width; ++ow) {
+        const E up = load<E>(gy_row + ow * C + c);
+        for (int j = 0; j < KS; ++j) acc[j] += up * load<E>(p_row + (ow + j * D) * C + c);
+      }
+      for (int j = 0; j < KS; ++j) {
+        T* tap = gw + (i * KS + j) * C + c;
+        store(tap, load<E>(tap) + acc[j]);
+      }
+    }
+  });
+}
+
+// Row oh of gy starts at gy + oh * gy_pitch.
 template <typename T>
-void tap_weight_grads(const T* P, const T* gy, T* gw, int64_t C, const ConvGeometry& g) {
+void tap_weight_grads(const T* P, const T* gy, int64_t gy_pitch, T* gw, int64_t C,
+                      const ConvGeometry& g) {
+  constexpr int PB = 8;
   for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    const T* gy_row = gy + oh * g.out_width * C;
+    const T* gy_row = gy + oh * gy_pitch;
     for (int64_t i = 0; i < g.kernel; ++i) {
-      if (g.kernel == 3) {
+      const int64_t k = g.kernel, d = g.dilation;
+      if (k == 3 && d == 1) {
+        tap_row_grads_sliding<T, 3, 1, PB>(P, gy_row, gw, C, g, oh, i);
+      } else if (k == 3 && d == 2) {
+        tap_row_grads_sliding<T, 3, 2, PB>(P, gy_row, gw, C, g, oh, i);
+      } else if (k == 5 && d == 1) {
+        tap_row_grads_sliding<T, 5, 1, PB>(P, gy_row, gw, C, g, oh, i);
+      } else if (k == 5 && d == 2) {
+        tap_row_grads_sliding<T, 5, 2, PB>(P, gy_row, gw, C, g, oh, i);
+      } else if (g.kernel == 3) {
         tap_run_grads<T, 3>(P, gy_row, gw, C, g, oh, i, 0);
       } else if (g.kernel == 5) {
         tap_run_grads<T, 5>(P, gy_row, gw, C, g, oh, i, 0);
@@ -137,32 +189,38 @@ void tap_weight_grads(const T* P, const T* gy, T* gw, int64_t C, const ConvGeome
   }
 }
 
+// The gather form's input gradient from the padded output gradient G (laid out like the padded
+// input): the convolution of G with the taps flipped (into `flipped`, k*k*C), passed by the
+// ReLU where x > 0.
 template <typename T>
-void conv_backward_gather(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
-                          const ConvGeometry& g, bool relu, T* scratch) {
-  const PaddedPlane pp = padded(g);
+void gather_input_grads(const T* G, const T* w, const T* x, T* gx, int64_t C, const ConvGeometry& g,
+                        bool relu, T* flipped) {
   const int64_t taps = g.kernel * g.kernel;
-  T* P = scratch;
-  T* G = scratch + pp.height * pp.width * C;
-  T* flipped = G + pp.height * pp.width * C;
-  if (gw) {
-    pad_sample(x, P, C, g, relu);
-    tap_weight_grads(P, gy, gw, C, g);
-  }
   for (int64_t t = 0; t < taps; ++t)
     for (int64_t c = 0; c < C; ++c) flipped[(taps - 1 - t) * C + c] = w[t * C + c];
-  // The output gradient has the input's size and padding here, so G is laid out like P.
-  pad_sample(gy, G, C, g, /*relu=*/false);
   for (int64_t h = 0; h < g.height; ++h) {
     T* gx_row = gx + h * g.width * C;
-    int64_t ow = 0;
-    for (; ow + 4 <= g.width; ow += 4) conv_outputs<T, 4>(G, flipped, gx_row, C, g, h, ow);
-    for (; ow < g.width; ++ow) conv_outputs<T, 1>(G, flipped, gx_row, C, g, h, ow);
+    conv_row(G, flipped, gx_row, C, g, h);
     if (relu) {
       const T* x_row = x + h * g.width * C;
       for (int64_t e = 0; e < g.width * C; ++e) gx_row[e] = x_row[e] > T(0) ? gx_row[e] : T(0);
     }
   }
+}
+
+template <typename T>
+void conv_backward_gather(const T* x, const T* w, const T* gy, T* gx, T* gw, int64_t C,
+                          const ConvGeometry& g, bool relu, T* scratch) {
+  const int64_t plane = padded(g).height * padded(g).width * C;
+  T* P = scratch;
+  T* G = scratch + plane;
+  if (gw) {
+    pad_sample(x, P, C, g, relu);
+    tap_weight_grads(P, gy, g.out_width * C, gw, C, g);
+  }
+  // The output gradient has the input's size and padding here, so G is laid out like P.
+  pad_sample(gy, G, C, g, /*relu=*/false);
+  gather_input_grads(G, w, x, gx, C, g, relu, G + plane);
 }
 
 template <typename T>

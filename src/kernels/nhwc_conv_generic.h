@@ -24,18 +24,30 @@ inline PaddedPlane padded(const ConvGeometry& g) {
   return {g.height + 2 * g.padding, g.width + 2 * g.padding};
 }
 
-// A pending per-channel affine map (scale non-null: the batch norm of the block before, applied
-// on the way in) maps x to x * scale[c] + offset[c] before the ReLU.
+// Zeroes the border of a padded plane (padded(g), C channels).
 template <typename T>
-void pad_sample(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu,
-                const T* scale = nullptr, const T* offset = nullptr) {
+void zero_border(T* out, int64_t C, const ConvGeometry& g) {
   const PaddedPlane pp = padded(g);
   const int64_t row = pp.width * C, border = g.padding * C, inner = g.width * C;
   for (int64_t e = 0; e < g.padding * row; ++e) out[e] = T(0);
   for (int64_t h = 0; h < g.height; ++h) {
     T* dst = out + (h + g.padding) * row;
-    const T* src = x + h * inner;
     for (int64_t e = 0; e < border; ++e) dst[e] = T(0);
+    for (int64_t e = border + inner; e < row; ++e) dst[e] = T(0);
+  }
+  for (int64_t e = (g.padding + g.height) * row; e < pp.height * row; ++e) out[e] = T(0);
+}
+
+// A pending per-channel affine map (scale non-null: the batch norm of the block before, applied
+// on the way in) maps x to x * scale[c] + offset[c] before the ReLU.
+template <typename T>
+void pad_sample(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu,
+                const T* scale = nullptr, const T* offset = nullptr) {
+  const int64_t row = padded(g).width * C, border = g.padding * C, inner = g.width * C;
+  zero_border(out, C, g);
+  for (int64_t h = 0; h < g.height; ++h) {
+    T* dst = out + (h + g.padding) * row + border;
+    const T* src = x + h * inner;
     if (scale) {
       // Vectors of the map kept in registers: a scalar loop over C re-read scale and offset for
       // every pixel and ran at a seventh of this speed.
@@ -47,18 +59,16 @@ void pad_sample(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu,
         for (int64_t w = 0; w < g.width; ++w) {
           for (int v = 0; v < K; ++v) {
             const E value = load<E>(src + w * C + c0 + v * L) * s[v] + o[v];
-            store(dst + border + w * C + c0 + v * L, relu ? relu_of(value) : value);
+            store(dst + w * C + c0 + v * L, relu ? relu_of(value) : value);
           }
         }
       });
     } else if (relu) {
-      for (int64_t e = 0; e < inner; ++e) dst[border + e] = src[e] > T(0) ? src[e] : T(0);
+      for (int64_t e = 0; e < inner; ++e) dst[e] = src[e] > T(0) ? src[e] : T(0);
     } else {
-      for (int64_t e = 0; e < inner; ++e) dst[border + e] = src[e];
+      for (int64_t e = 0; e < inner; ++e) dst[e] = src[e];
     }
-    for (int64_t e = border + inner; e < row; ++e) dst[e] = T(0);
   }
-  for (int64_t e = (g.padding + g.height) * row; e < pp.height * row; ++e) out[e] = T(0);
 }
 
 // Outputs ow .. ow + PB - 1 of row oh from the padded sample P; each tap's weights are loaded
@@ -87,6 +97,66 @@ inline void conv_outputs(const T* P, const T* w, T* y_row, int64_t C, const Conv
   });
 }
 
+// Stride 1, taps KS x KS at dilation D: outputs ow .. ow + PB - 1 of row oh, one vector of
+// channels at a time. Each input of a tap row is loaded once and serves every (output, tap) pair
+// that reads it: PB + (KS - 1) D loads per PB KS multiply-adds, where conv_outputs loads an input
+// per multiply-add and was bound by loads.
+template <typename T, int KS, int D, int PB>
+inline void conv_outputs_sliding(const T* P, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
+                                 int64_t oh, int64_t ow) {
+  const int64_t pitch = padded(g).width * C;
+  constexpr int kInputs = PB + (KS - 1) * D;
+  for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+    DATANAS_BLOCK_TYPES(blk);
+    for (int v = 0; v < K; ++v) {
+      const int64_t c = c0 + v * L;
+      E acc[PB];
+      clear(acc, PB);
+      for (int i = 0; i < KS; ++i) {
+        const T* row = P + (oh + i * D) * pitch + ow * C + c;
+        E wv[KS];
+        for (int j = 0; j < KS; ++j) wv[j] = load<E>(w + (i * KS + j) * C + c);
+#pragma GCC unroll 32
+        for (int t = 0; t < kInputs; ++t) {
+          const E xv = load<E>(row + t * C);
+#pragma GCC unroll 8
+          for (int j = 0; j < KS; ++j) {
+            const int q = t - j * D;
+            if (q >= 0 && q < PB) acc[q] += wv[j] * xv;
+          }
+        }
+      }
+      for (int q = 0; q < PB; ++q) store(y_row + (ow + q) * C + c, acc[q]);
+    }
+  });
+}
+
+// Output row oh from the padded sample P.
+template <typename T>
+inline void conv_row(const T* P, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
+                     int64_t oh) {
+  constexpr int PB = 8;
+  int64_t ow = 0;
+  if (g.stride == 1) {
+    const int64_t k = g.kernel, d = g.dilation;
+    for (; ow + PB <= g.out_width; ow += PB) {
+      if (k == 3 && d == 1) {
+        conv_outputs_sliding<T, 3, 1, PB>(P, w, y_row, C, g, oh, ow);
+      } else if (k == 3 && d == 2) {
+        conv_outputs_sliding<T, 3, 2, PB>(P, w, y_row, C, g, oh, ow);
+      } else if (k == 5 && d == 1) {
+        conv_outputs_sliding<T, 5, 1, PB>(P, w, y_row, C, g, oh, ow);
+      } else if (k == 5 && d == 2) {
+        conv_outputs_sliding<T, 5, 2, PB>(P, w, y_row, C, g, oh, ow);
+      } else {
+        break;
+      }
+    }
+  }
+  for (; ow + 4 <= g.out_width; ow += 4) conv_outputs<T, 4>(P, w, y_row, C, g, oh, ow);
+  for (; ow < g.out_width; ++ow) conv_outputs<T, 1>(P, w, y_row, C, g, oh, ow);
+}
+
 // Scratch: the padded sample, and (backward) its padded input gradient or padded output
 // gradient and the flipped taps.
 inline int64_t conv_scratch(const ConvGeometry& g, int64_t C) {
@@ -98,12 +168,8 @@ template <typename T>
 void conv_forward(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu,
                   T* scratch) {
   pad_sample(x, scratch, C, g, relu);
-  for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    T* y_row = y + oh * g.out_width * C;
-    int64_t ow = 0;
-    for (; ow + 4 <= g.out_width; ow += 4) conv_outputs<T, 4>(scratch, w, y_row, C, g, oh, ow);
-    for (; ow < g.out_width; ++ow) conv_outputs<T, 1>(scratch, w, y_row, C, g, oh, ow);
-  }
+  for (int64_t oh = 0; oh < g.out_height; ++oh)
+    conv_row(scratch, w, y + oh * g.out_width * C, C, g, oh);
 }
 
 }  // namespace

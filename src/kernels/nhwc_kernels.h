@@ -23,6 +23,18 @@ struct BlockSums {
   double *sum_g = nullptr, *sum_gz = nullptr;
 };
 
+// One sample of the fused block's backward: x (H, W, C) its input, dw (k*k, C) tap-major, pw
+// (outputs, C) the pointwise weight, z and gy (Ho, Wo, outputs) the batch norm's input and the
+// output's gradient, and gz = a[o] gy + b[o] z + c0[o] the batch norm's backward map. gx is
+// overwritten; gw_dw (k*k, C) and gw_pw (outputs, C) are accumulated into. Each may be null (not
+// wanted), but gx not when gw_dw is wanted.
+template <typename T>
+struct DwPwGrads {
+  const T *x, *dw, *pw, *z, *gy;
+  const T *a, *b, *c0;
+  T *gx, *gw_dw, *gw_pw;
+};
+
 template <typename T>
 struct NhwcKernels {
   // One sample: x (H, W, C), w (k*k, C) tap-major, y (Ho, Wo, C) = conv(relu ? relu(x) : x, w);
@@ -56,6 +68,9 @@ struct NhwcKernels {
   void (*dw_pw_forward)(const T* x, const T* w, const T* pwt, T* z, int64_t C, int64_t outputs,
                         const ConvGeometry& g, const T* in_scale, const T* in_offset, T* scratch,
                         const BlockSums<T>& sums);
+  // DwPwGrads' backward; scratch holds nhwc_block_backward_scratch_elements(g, C, outputs).
+  void (*dw_pw_backward)(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const ConvGeometry& g,
+                         T* scratch);
   // One sample of FactorizedReduce's convolutions on relu(x), x (H, W, inputs): output pixel
   // (i, j) of y (Ho, Wo, outputs) holds relu(x[2i, 2j]) wt_even in channels [0, even) and
   // relu(x[2i + 1, 2j + 1]) wt_odd (0 where that pixel is outside x) in [even, outputs);
@@ -84,8 +99,9 @@ struct NhwcKernels {
 
 // Elements of scratch memory a convolution call on one sample needs.
 int64_t nhwc_conv_scratch_elements(const ConvGeometry& g, int64_t C);
-// ... and a dw_pw_forward call.
+// ... a dw_pw_forward call, and a dw_pw_backward call.
 int64_t nhwc_block_scratch_elements(const ConvGeometry& g, int64_t C, int64_t outputs);
+int64_t nhwc_block_backward_scratch_elements(const ConvGeometry& g, int64_t C, int64_t outputs);
 
 namespace portable {
 const NhwcKernels<float>& nhwc_kernels_f32();

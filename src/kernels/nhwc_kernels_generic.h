@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/nhwc_batch_norm_generic.h"
+#include "kernels/nhwc_block_backward_generic.h"
 #include "kernels/nhwc_block_generic.h"
 #include "kernels/nhwc_conv_backward_generic.h"
 #include "kernels/nhwc_conv_generic.h"
@@ -157,43 +159,6 @@ void avg_pool_backward(const T* gy, T* gx, int64_t C, const PoolGeometry& g) {
   }
 }
 
-// Batch-norm sums in blocks of kMomentBlock pixels: a block sums in T (vectors), then joins the
-// per-channel double sums, so the double work is per block rather than per value.
-constexpr int64_t kMomentBlock = 32;
-
-template <typename T>
-void moments(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, double* sum,
-             double* sum_squares) {
-  for (int64_t b = begin; b < end; b += kMomentBlock) {
-    const int64_t pixels = end - b < kMomentBlock ? end - b : kMomentBlock;
-    add_row_moments(x + b * C, pixels, C, shift, sum, sum_squares);
-  }
-}
-
-template <typename T>
-void scale_shift(const T* x, T* y, int64_t C, int64_t begin, int64_t end, const T* scale,
-                 const T* offset) {
-  for (int64_t p = begin; p < end; ++p)
-    for (int64_t c = 0; c < C; ++c) y[p * C + c] = x[p * C + c] * scale[c] + offset[c];
-}
-
-template <typename T>
-void grad_moments(const T* x, const T* gy, int64_t C, int64_t begin, int64_t end, const T* mean,
-                  double* sum_gy, double* sum_gy_xc) {
-  for (int64_t b = begin; b < end; b += kMomentBlock) {
-    const int64_t pixels = end - b < kMomentBlock ? end - b : kMomentBlock;
-    add_row_grad_moments(x + b * C, gy + b * C, pixels, C, mean, sum_gy, sum_gy_xc);
-  }
-}
-
-template <typename T>
-void normalize_backward(const T* x, const T* gy, T* gx, int64_t C, int64_t begin, int64_t end,
-                        const T* a, const T* b, const T* c0) {
-  for (int64_t p = begin; p < end; ++p)
-    for (int64_t c = 0; c < C; ++c)
-      gx[p * C + c] = a[c] * gy[p * C + c] + b[c] * x[p * C + c] + c0[c];
-}
-
 template <typename T>
 NhwcKernels<T> generic_nhwc_table() {
   NhwcKernels<T> t;
@@ -206,6 +171,7 @@ NhwcKernels<T> generic_nhwc_table() {
   t.pointwise = pointwise<T>;
   t.pointwise_wgrad = pointwise_wgrad<T>;
   t.dw_pw_forward = dw_pw_forward<T>;
+  t.dw_pw_backward = dw_pw_backward<T>;
   t.reduce_forward = reduce_forward<T>;
   t.reduce_backward = reduce_backward<T>;
   t.moments = moments<T>;

@@ -11,6 +11,10 @@ int64_t nhwc_block_scratch_elements(const ConvGeometry& g, int64_t C, int64_t ou
   return nhwc::block_scratch(g, C, outputs);
 }
 
+int64_t nhwc_block_backward_scratch_elements(const ConvGeometry& g, int64_t C, int64_t outputs) {
+  return nhwc::block_backward_scratch(g, C, outputs);
+}
+
 namespace portable {
 
 const NhwcKernels<float>& nhwc_kernels_f32() {

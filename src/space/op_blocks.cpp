@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 
 #include "kernels/batch_norm.h"
-#include "kernels/depthwise_conv.h"
 #include "kernels/dw_pw_block.h"
+#include "kernels/dw_pw_bn.h"
 #include "kernels/factorized_reduce.h"
 #include "kernels/pointwise_conv_bn.h"
 #include "kernels/pool.h"
@@ -59,9 +59,8 @@ at::Tensor DilConvImpl::forward(const at::Tensor& x) {
     PendingBatchNorm out = forward_pending(x, nullptr);
     return apply_channel_affine(std::move(out.z), out.affine);
   }
-  at::Tensor y = native_depthwise_conv2d(x, depthwise_->weight,
-                                         {stride_, padding_, dilation_, /*relu_input=*/true});
-  return pointwise_conv_batch_norm(*bn_, y, pointwise_->weight, /*relu_input=*/false);
+  return dw_pw_batch_norm(*bn_, x, depthwise_->weight, pointwise_->weight,
+                          {stride_, padding_, dilation_, /*relu_input=*/true});
 }
 
 bool DilConvImpl::can_fuse(const at::Tensor& x) {

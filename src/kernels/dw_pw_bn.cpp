@@ -1,0 +1,163 @@
+#include "kernels/dw_pw_bn.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/nn/modules/batchnorm.h>
+
+#include <vector>
+
+#include "kernels/dw_pw_block.h"
+#include "kernels/fused_batch_norm.h"
+#include "kernels/layout.h"
+#include "kernels/pointwise_conv_bn.h"
+#include "util/error.h"
+
+namespace datanas {
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using namespace kernels;
+
+struct FusedInputs {
+  at::Tensor x, dw_weight, pw_weight;
+  DepthwiseConvOptions conv;
+  BatchNormArgs bn;
+};
+
+// The forward; with ctx null (no autograd) z is normalised in place and nothing is saved.
+at::Tensor forward_fused(AutogradContext* ctx, const FusedInputs& in) {
+  DwPwOutput block = native_dw_pw_forward(in.x, in.dw_weight, in.pw_weight, in.conv, nullptr);
+  BatchMoments moments;
+  const at::Tensor y =
+      normalize_with_moments(block.z, block.mean, block.var, in.bn, ctx != nullptr, &moments);
+  if (ctx) {
+    ctx->save_for_backward(
+        {in.x, in.dw_weight, in.pw_weight, in.bn.weight, block.z, moments.mean, moments.invstd});
+    ctx->saved_data["stride"] = in.conv.stride;
+    ctx->saved_data["padding"] = in.conv.padding;
+    ctx->saved_data["dilation"] = in.conv.dilation;
+  }
+  return y;
+}
+
+template <typename T>
+variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
+  const auto saved = ctx->get_saved_variables();
+  const at::Tensor &x = saved[0], &dw_weight = saved[1], &pw_weight = saved[2];
+  const at::Tensor &bn_weight = saved[3], &z = saved[4], &mean = saved[5], &invstd = saved[6];
+  const ConvGeometry g =
+      depthwise_geometry(x, dw_weight, ctx->saved_data["stride"].toInt(),
+                         ctx->saved_data["padding"].toInt(), ctx->saved_data["dilation"].toInt());
+  const auto& k = nhwc_table<T>();
+  const int64_t N = x.size(0), C = x.size(1), outputs = pw_weight.size(0);
+  const int64_t taps = g.kernel * g.kernel, pixels = g.out_height * g.out_width;
+  const int64_t in_size = g.height * g.width * C, z_size = pixels * outputs;
+  const at::Tensor gy = grad.contiguous(at::MemoryFormat::ChannelsLast);
+  const NormalizeBackwardMap map = batch_norm_backward_map(z, gy, {mean, invstd}, bn_weight);
+  const std::vector<T> a = values_of<T>(map.a), b = values_of<T>(map.b), c0 = values_of<T>(map.c0);
+  // An architecture step wants no weight gradients.
+  const bool want_x = ctx->needs_input_grad(0), want_dw = ctx->needs_input_grad(1);
+  const bool want_pw = ctx->needs_input_grad(2);
+  const at::Tensor dw_taps = dw_weight.contiguous().view({C, taps}).t().contiguous();
+  const at::Tensor pw = pw_weight.contiguous().view({outputs, C});
+  at::Tensor gx = want_x || want_dw ? at::empty_like(x) : at::Tensor();
+  // Per-sample partials, summed in sample order: the same sums on any number of threads.
+  at::Tensor gw_dw = want_dw ? at::zeros({N, taps * C}, x.options()) : at::Tensor();
+  at::Tensor gw_pw = want_pw ? at::zeros({N, outputs * C}, x.options()) : at::Tensor();
+  const T* xp = x.data_ptr<T>();
+  const T* zp = z.data_ptr<T>();
+  const T* gyp = gy.data_ptr<T>();
+  const T* tp = dw_taps.data_ptr<T>();
+  const T* pp = pw.data_ptr<T>();
+  T* gxp = gx.defined() ? gx.data_ptr<T>() : nullptr;
+  T* gdp = want_dw ? gw_dw.data_ptr<T>() : nullptr;
+  T* gpp = want_pw ? gw_pw.data_ptr<T>() : nullptr;
+  for_each_sample<T>(N, nhwc_block_backward_scratch_elements(g, C, outputs),
+                     [&](int64_t n, T* scratch) {
+                       const DwPwGrads<T> sample{xp + n * in_size,
+                                                 tp,
+                                                 pp,
+                                                 zp + n * z_size,
+                                                 gyp + n * z_size,
+                                                 a.data(),
+                                                 b.data(),
+                                                 c0.data(),
+                                                 gxp ? gxp + n * in_size : nullptr,
+                                                 gdp ? gdp + n * taps * C : nullptr,
+                                                 gpp ? gpp + n * outputs * C : nullptr};
+                       k.dw_pw_backward(sample, C, outputs, g, scratch);
+                     });
+  return {want_x ? gx : at::Tensor(),
+          want_dw ? gw_dw.sum(0).view({taps, C}).t().reshape(dw_weight.sizes()) : at::Tensor(),
+          want_pw ? gw_pw.sum(0).view(pw_weight.sizes()) : at::Tensor(),
+          at::Tensor(),
+          weight_grad_of(map, bn_weight),
+          bias_grad_of(map, ctx->saved_data["has_bias"].toBool(), x.scalar_type()),
+          at::Tensor(),
+          at::Tensor(),
+          at::Tensor(),
+          at::Tensor()};
+}
+
+FusedInputs checked(const at::Tensor& x, const at::Tensor& dw_weight, const at::Tensor& pw_weight,
+                    const DepthwiseConvOptions& conv, const BatchNormArgs& bn) {
+  const std::string what = "depthwise + pointwise conv + batch norm";
+  if (!nhwc_float_cpu(x)) throw Error(what + ": expected a channels-last float/double CPU input");
+  const ConvGeometry g = depthwise_geometry(x, dw_weight, conv.stride, conv.padding, conv.dilation);
+  if (pw_weight.dim() != 4 || pw_weight.size(1) != x.size(1) || pw_weight.size(2) != 1 ||
+      pw_weight.size(3) != 1 || pw_weight.scalar_type() != x.scalar_type())
+    throw Error(what + ": expected a (outputs, C, 1, 1) pointwise weight of x's dtype");
+  check_batch_norm_args(bn, pw_weight.size(0), x.size(0) * g.out_height * g.out_width, what);
+  DepthwiseConvOptions relu_conv = conv;
+  relu_conv.relu_input = true;
+  return {x.contiguous(at::MemoryFormat::ChannelsLast), dw_weight, pw_weight, relu_conv, bn};
+}
+
+struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
+  // The conv options travel as their fields: autograd functions take tensors and scalars.
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& dw_weight,
+                            const at::Tensor& pw_weight, std::vector<int64_t> conv,
+                            const at::Tensor& bn_weight, const at::Tensor& bn_bias,
+                            const at::Tensor& running_mean, const at::Tensor& running_var,
+                            double momentum, double eps) {
+    const FusedInputs in = checked(x, dw_weight, pw_weight, {conv[0], conv[1], conv[2], true},
+                                   {bn_weight, bn_bias, running_mean, running_var, momentum, eps});
+    ctx->saved_data["has_bias"] = present(bn_bias);
+    return forward_fused(ctx, in);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return grads[0].scalar_type() == at::kFloat ? backward_typed<float>(ctx, grads[0])
+                                                : backward_typed<double>(ctx, grads[0]);
+  }
+};
+
+}  // namespace
+
+at::Tensor native_dw_pw_bn_train(const at::Tensor& x, const at::Tensor& dw_weight,
+                                 const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
+                                 const at::Tensor& bn_weight, const at::Tensor& bn_bias,
+                                 const at::Tensor& running_mean, const at::Tensor& running_var,
+                                 double momentum, double eps) {
+  return DwPwBNFunction::apply(
+      x, dw_weight, pw_weight,
+      std::vector<int64_t>{options.stride, options.padding, options.dilation},
+      or_empty(bn_weight, x), or_empty(bn_bias, x), or_empty(running_mean, x),
+      or_empty(running_var, x), momentum, eps);
+}
+
+at::Tensor dw_pw_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
+                            const at::Tensor& dw_weight, const at::Tensor& pw_weight,
+                            const DepthwiseConvOptions& options) {
+  if (!nhwc_float_cpu(x) || !uses_batch_statistics(bn) || !at::GradMode::is_enabled()) {
+    DepthwiseConvOptions relu_conv = options;
+    relu_conv.relu_input = true;
+    const at::Tensor u = native_depthwise_conv2d(x, dw_weight, relu_conv);
+    return pointwise_conv_batch_norm(bn, u, pw_weight, /*relu_input=*/false);
+  }
+  return native_dw_pw_bn_train(x, dw_weight, pw_weight, options, bn.weight, bn.bias,
+                               bn.running_mean, bn.running_var, next_momentum(bn),
+                               bn.options.eps());
+}
+
+}  // namespace datanas

@@ -1,0 +1,32 @@
+// DARTS' ReLU -> depthwise -> pointwise -> BN block (one half of a sep conv, all of a dil conv)
+// as one native autograd function in channels-last, for training-mode batch norms. The forward
+// is the fused per-sample pass of dw_pw_block (the depthwise output never leaves cache); the
+// backward works a sample at a time in cache too: it makes the depthwise output again (cheaper
+// than storing and reading it back), the batch norm's input gradient, the pointwise conv's
+// gradients, and the depthwise conv's. Only the block's input, weights and z go through memory.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "kernels/batch_norm.h"
+#include "kernels/depthwise_conv.h"
+
+namespace datanas {
+
+// bn(pointwise(depthwise(relu(x)))) with the native kernels: dw_weight (C, 1, k, k), pw_weight
+// (outputs, C, 1, 1); `options.relu_input` is implied. One fused function where x is a
+// channels-last float/double CPU tensor, autograd is on and bn uses batch statistics; else the
+// separate native depthwise conv and pointwise conv + batch norm.
+at::Tensor dw_pw_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
+                            const at::Tensor& dw_weight, const at::Tensor& pw_weight,
+                            const DepthwiseConvOptions& options);
+
+// The fused function itself. bn_weight, bn_bias and the running statistics may be undefined
+// (affine = false, no running statistics), which are updated as at::batch_norm does.
+// Differentiable in x, both conv weights, bn_weight and bn_bias.
+at::Tensor native_dw_pw_bn_train(const at::Tensor& x, const at::Tensor& dw_weight,
+                                 const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
+                                 const at::Tensor& bn_weight, const at::Tensor& bn_bias,
+                                 const at::Tensor& running_mean, const at::Tensor& running_var,
+                                 double momentum, double eps);
+
+}  // namespace datanas

@@ -1,0 +1,101 @@
+// The batch-norm passes of the NHWC kernels (nhwc_kernels_generic.h) over (pixels, C) data: the
+// moments, the scaling, the gradient sums and the input gradient's map, and the per-row sums the
+// fused blocks gather while a row is in cache.
+#pragma once
+#include <cstdint>
+
+#include "kernels/simd_generic.h"
+
+namespace datanas {
+namespace kernels {
+namespace nhwc {
+namespace {
+using namespace simd;
+
+// Adds, per channel, the sums of (z - shift) and of its square over the `pixels` pixels of z
+// (pixels x C): partial sums in T over the pixels, then double accumulators.
+template <typename T>
+void add_row_moments(const T* z, int64_t pixels, int64_t C, const T* shift, double* sum,
+                     double* sum_squares) {
+  for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+    DATANAS_BLOCK_TYPES(blk);
+    E s[K], q[K], sh[K];
+    clear(s, K);
+    clear(q, K);
+    for (int v = 0; v < K; ++v) sh[v] = load<E>(shift + c0 + v * L);
+    for (int64_t p = 0; p < pixels; ++p) {
+      for (int v = 0; v < K; ++v) {
+        const E d = load<E>(z + p * C + c0 + v * L) - sh[v];
+        s[v] += d;
+        q[v] += d * d;
+      }
+    }
+    add_lanes<E, T>(s, K, sum + c0);
+    add_lanes<E, T>(q, K, sum_squares + c0);
+  });
+}
+
+// Adds, per channel, the sums of g and of g * (x - mean) over `pixels` pixels of x and g
+// (pixels x C each).
+template <typename T>
+void add_row_grad_moments(const T* x, const T* g, int64_t pixels, int64_t C, const T* mean,
+                          double* sum_g, double* sum_gx) {
+  for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+    DATANAS_BLOCK_TYPES(blk);
+    E s[K], q[K], m[K];
+    clear(s, K);
+    clear(q, K);
+    for (int v = 0; v < K; ++v) m[v] = load<E>(mean + c0 + v * L);
+    for (int64_t p = 0; p < pixels; ++p) {
+      for (int v = 0; v < K; ++v) {
+        const E gv = load<E>(g + p * C + c0 + v * L);
+        s[v] += gv;
+        q[v] += gv * (load<E>(x + p * C + c0 + v * L) - m[v]);
+      }
+    }
+    add_lanes<E, T>(s, K, sum_g + c0);
+    add_lanes<E, T>(q, K, sum_gx + c0);
+  });
+}
+
+// Batch-norm sums in blocks of kMomentBlock pixels: a block sums in T (vectors), then joins the
+// per-channel double sums, so the double work is per block rather than per value.
+constexpr int64_t kMomentBlock = 32;
+
+template <typename T>
+void moments(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, double* sum,
+             double* sum_squares) {
+  for (int64_t b = begin; b < end; b += kMomentBlock) {
+    const int64_t pixels = end - b < kMomentBlock ? end - b : kMomentBlock;
+    add_row_moments(x + b * C, pixels, C, shift, sum, sum_squares);
+  }
+}
+
+template <typename T>
+void scale_shift(const T* x, T* y, int64_t C, int64_t begin, int64_t end, const T* scale,
+                 const T* offset) {
+  for (int64_t p = begin; p < end; ++p)
+    for (int64_t c = 0; c < C; ++c) y[p * C + c] = x[p * C + c] * scale[c] + offset[c];
+}
+
+template <typename T>
+void grad_moments(const T* x, const T* gy, int64_t C, int64_t begin, int64_t end, const T* mean,
+                  double* sum_gy, double* sum_gy_xc) {
+  for (int64_t b = begin; b < end; b += kMomentBlock) {
+    const int64_t pixels = end - b < kMomentBlock ? end - b : kMomentBlock;
+    add_row_grad_moments(x + b * C, gy + b * C, pixels, C, mean, sum_gy, sum_gy_xc);
+  }
+}
+
+template <typename T>
+void normalize_backward(const T* x, const T* gy, T* gx, int64_t C, int64_t begin, int64_t end,
+                        const T* a, const T* b, const T* c0) {
+  for (int64_t p = begin; p < end; ++p)
+    for (int64_t c = 0; c < C; ++c)
+      gx[p * C + c] = a[c] * gy[p * C + c] + b[c] * x[p * C + c] + c0[c];
+}
+
+}  // namespace
+}  // namespace nhwc
+}  // namespace kernels
+}  // namespace datanas

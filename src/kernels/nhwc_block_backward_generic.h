@@ -1,0 +1,63 @@
+// The backward of the fused ReLU -> depthwise -> pointwise -> BN block (dw_pw_bn.cpp), one
+// sample at a time, part of the NHWC kernels (nhwc_kernels_generic.h). Everything between the
+// block's input and its output lives in scratch: the padded input (made once, for the depthwise
+// output made again, the depthwise weight gradient and, in the gather form, nothing else), the
+// batch norm's input gradient, and the depthwise output's gradient, written straight into its
+// padded plane.
+#pragma once
+#include <cstdint>
+
+#include "kernels/nhwc_batch_norm_generic.h"
+#include "kernels/nhwc_conv_backward_generic.h"
+#include "kernels/nhwc_conv_generic.h"
+#include "kernels/nhwc_kernels.h"
+#include "kernels/nhwc_pointwise_generic.h"
+
+namespace datanas {
+namespace kernels {
+namespace nhwc {
+namespace {
+
+// Scratch of dw_pw_backward: two padded planes, the flipped taps, the depthwise output u and
+// the batch norm's input gradient.
+inline int64_t block_backward_scratch(const ConvGeometry& g, int64_t C, int64_t outputs) {
+  return conv_scratch(g, C) + g.out_height * g.out_width * (C + outputs);
+}
+
+template <typename T>
+void dw_pw_backward(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const ConvGeometry& g,
+                    T* scratch) {
+  const int64_t pixels = g.out_height * g.out_width;
+  const int64_t pitch = padded(g).width * C, plane = padded(g).height * pitch;
+  T* P = scratch;
+  T* G = P + plane;
+  T* flipped = G + plane;
+  T* u = flipped + g.kernel * g.kernel * C;
+  T* gz = u + pixels * C;
+  normalize_backward(s.z, s.gy, gz, outputs, 0, pixels, s.a, s.b, s.c0);
+  pad_sample(s.x, P, C, g, /*relu=*/true);
+  if (s.gw_pw) {
+    for (int64_t oh = 0; oh < g.out_height; ++oh)
+      conv_row(P, s.dw, u + oh * g.out_width * C, C, g, oh);
+    pointwise_wgrad(u, gz, s.gw_pw, C, outputs, 0, pixels, /*relu_x=*/false);
+  }
+  if (!s.gx) return;
+  if (!gathers(g)) {
+    pointwise(gz, s.pw, u, outputs, C, 0, pixels, /*relu_x=*/false, static_cast<const T*>(nullptr));
+    conv_backward_scatter(s.x, s.dw, u, s.gx, s.gw_dw, C, g, /*relu=*/true, scratch);
+    return;
+  }
+  // The gather form: u's gradient (u has the input's size) goes into G's inner part.
+  zero_border(G, C, g);
+  T* inner = G + g.padding * pitch + g.padding * C;
+  for (int64_t h = 0; h < g.height; ++h)
+    pointwise(gz + h * g.width * outputs, s.pw, inner + h * pitch, outputs, C, 0, g.width,
+              /*relu_x=*/false, static_cast<const T*>(nullptr));
+  if (s.gw_dw) tap_weight_grads(P, inner, pitch, s.gw_dw, C, g);
+  gather_input_grads(G, s.dw, s.x, s.gx, C, g, /*relu=*/true, flipped);
+}
+
+}  // namespace
+}  // namespace nhwc
+}  // namespace kernels
+}  // namespace datanas
