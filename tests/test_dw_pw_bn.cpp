@@ -143,9 +143,9 @@ TEST(DwPwBN, SameNumbersOnOneAndTwoThreads) {
   }
 }
 
-// Dil and sep convs take the fused function in channels-last with autograd (NCHW keeps the
-// separate ops), and an architecture step's backward, which wants no weight gradients, gives the
-// same input gradient as a full one.
+// Dil and sep convs take the fused function in channels-last with autograd where the depthwise
+// conv has stride 1 (NCHW and strided convs keep the separate ops), and an architecture step's
+// backward, which wants no weight gradients, gives the same input gradient as a full one.
 TEST(DwPwBN, ModulesTakeItInChannelsLast) {
   torch::manual_seed(34);
   DilConv dil(6, 10, 3, 1, 2, 2, true, KernelBackend::kNative);
@@ -155,6 +155,8 @@ TEST(DwPwBN, ModulesTakeItInChannelsLast) {
   EXPECT_NE(grad_fn_name(dil(xg)).find("DwPwBNFunction"), std::string::npos);
   EXPECT_NE(grad_fn_name(sep(xg)).find("DwPwBNFunction"), std::string::npos);
   EXPECT_EQ(grad_fn_name(dil(xg.contiguous())).find("DwPwBNFunction"), std::string::npos);
+  DilConv strided(6, 10, 3, 2, 2, 2, true, KernelBackend::kNative);
+  EXPECT_EQ(grad_fn_name(strided(xg)).find("DwPwBNFunction"), std::string::npos);
 
   const at::Tensor up = torch::randn({3, 10, 5, 5});
   const at::Tensor full = xg.clone().detach().requires_grad_(true);

@@ -149,7 +149,10 @@ at::Tensor native_dw_pw_bn_train(const at::Tensor& x, const at::Tensor& dw_weigh
 at::Tensor dw_pw_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                             const at::Tensor& dw_weight, const at::Tensor& pw_weight,
                             const DepthwiseConvOptions& options) {
-  if (!nhwc_float_cpu(x) || !uses_batch_statistics(bn) || !at::GradMode::is_enabled()) {
+  // A strided conv's output is a quarter of its input: storing it costs less than making it
+  // again in the backward (measured: dil_conv_5x5 at stride 2, 1.49 against 1.74 ms).
+  if (!nhwc_float_cpu(x) || !uses_batch_statistics(bn) || !at::GradMode::is_enabled() ||
+      options.stride != 1) {
     DepthwiseConvOptions relu_conv = options;
     relu_conv.relu_input = true;
     const at::Tensor u = native_depthwise_conv2d(x, dw_weight, relu_conv);

@@ -14,8 +14,8 @@ namespace datanas {
 
 // bn(pointwise(depthwise(relu(x)))) with the native kernels: dw_weight (C, 1, k, k), pw_weight
 // (outputs, C, 1, 1); `options.relu_input` is implied. One fused function where x is a
-// channels-last float/double CPU tensor, autograd is on and bn uses batch statistics; else the
-// separate native depthwise conv and pointwise conv + batch norm.
+// channels-last float/double CPU tensor, the conv has stride 1, autograd is on and bn uses
+// batch statistics; else the separate native depthwise conv and pointwise conv + batch norm.
 at::Tensor dw_pw_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                             const at::Tensor& dw_weight, const at::Tensor& pw_weight,
                             const DepthwiseConvOptions& options);
