@@ -64,29 +64,29 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   // Per-sample partials, summed in sample order: the same sums on any number of threads.
   at::Tensor gw_dw = want_dw ? at::zeros({N, taps * C}, x.options()) : at::Tensor();
   at::Tensor gw_pw = want_pw ? at::zeros({N, outputs * C}, x.options()) : at::Tensor();
-  const T* xp = x.data_ptr<T>();
-  const T* zp = z.data_ptr<T>();
-  const T* gyp = gy.data_ptr<T>();
-  const T* tp = dw_taps.data_ptr<T>();
-  const T* pp = pw.data_ptr<T>();
-  T* gxp = gx.defined() ? gx.data_ptr<T>() : nullptr;
-  T* gdp = want_dw ? gw_dw.data_ptr<T>() : nullptr;
-  T* gpp = want_pw ? gw_pw.data_ptr<T>() : nullptr;
-  for_each_sample<T>(N, nhwc_block_backward_scratch_elements(g, C, outputs),
-                     [&](int64_t n, T* scratch) {
-                       const DwPwGrads<T> sample{xp + n * in_size,
-                                                 tp,
-                                                 pp,
-                                                 zp + n * z_size,
-                                                 gyp + n * z_size,
-                                                 a.data(),
-                                                 b.data(),
-                                                 c0.data(),
-                                                 gxp ? gxp + n * in_size : nullptr,
-                                                 gdp ? gdp + n * taps * C : nullptr,
-                                                 gpp ? gpp + n * outputs * C : nullptr};
-                       k.dw_pw_backward(sample, C, outputs, g, scratch);
-                     });
+  DwPwGrads<T> at_zero;  // sample 0's pointers; sample n's are offset from them
+  at_zero.x = x.data_ptr<T>();
+  at_zero.dw = dw_taps.data_ptr<T>();
+  at_zero.pw = pw.data_ptr<T>();
+  at_zero.z = z.data_ptr<T>();
+  at_zero.gy = gy.data_ptr<T>();
+  at_zero.a = a.data();
+  at_zero.b = b.data();
+  at_zero.c0 = c0.data();
+  at_zero.gx = gx.defined() ? gx.data_ptr<T>() : nullptr;
+  at_zero.gw_dw = want_dw ? gw_dw.data_ptr<T>() : nullptr;
+  at_zero.gw_pw = want_pw ? gw_pw.data_ptr<T>() : nullptr;
+  const int64_t scratch = nhwc_block_backward_scratch_elements(g, C, outputs);
+  for_each_sample<T>(N, scratch, [&](int64_t n, T* scratch_memory) {
+    DwPwGrads<T> sample = at_zero;
+    sample.x += n * in_size;
+    sample.z += n * z_size;
+    sample.gy += n * z_size;
+    if (sample.gx) sample.gx += n * in_size;
+    if (sample.gw_dw) sample.gw_dw += n * taps * C;
+    if (sample.gw_pw) sample.gw_pw += n * outputs * C;
+    k.dw_pw_backward(sample, C, outputs, g, scratch_memory);
+  });
   return {want_x ? gx : at::Tensor(),
           want_dw ? gw_dw.sum(0).view({taps, C}).t().reshape(dw_weight.sizes()) : at::Tensor(),
           want_pw ? gw_pw.sum(0).view(pw_weight.sizes()) : at::Tensor(),
