@@ -124,6 +124,8 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
       pg.height = g.height, pg.width = g.width, pg.stride = 1;
       pg.out_height = g.height, pg.out_width = g.width;
       at::Tensor pool_gy = torch::randn({g.height, g.width, C});
+      const at::Tensor bn_a = torch::randn({C}), bn_b = torch::randn({C}),
+                       bn_c0 = torch::randn({C});
       at::Tensor out[2][7];
       for (int t = 0; t < 2; ++t) {
         const auto& table = t == 0 ? fast : plain;
@@ -137,12 +139,33 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
                             o[1].data_ptr<float>(), o[2].data_ptr<float>(), C, g, true,
                             scratch.data());
         table.max_pool_forward(x.data_ptr<float>(), o[3].data_ptr<float>(), C, pg);
-        table.max_pool_backward(x.data_ptr<float>(), nullptr, pool_gy.data_ptr<float>(),
+        table.max_pool_backward(x.data_ptr<float>(), nullptr, pool_gy.data_ptr<float>(), nullptr,
                                 o[4].data_ptr<float>(), C, pg);
         // The same with the maxima given.
         o[6] = torch::empty_like(x);
         table.max_pool_backward(x.data_ptr<float>(), o[3].data_ptr<float>(),
-                                pool_gy.data_ptr<float>(), o[6].data_ptr<float>(), C, pg);
+                                pool_gy.data_ptr<float>(), nullptr, o[6].data_ptr<float>(), C, pg);
+        // Through a batch norm's map, against the map applied first.
+        const kernels::PoolOutputGradMap<float> map{bn_a.data_ptr<float>(), bn_b.data_ptr<float>(),
+                                                    bn_c0.data_ptr<float>()};
+        const at::Tensor mapped = (bn_a * pool_gy + bn_b * o[3] + bn_c0).contiguous();
+        for (int pool = 0; pool < 2; ++pool) {
+          at::Tensor fused = torch::empty_like(x), two_steps = torch::empty_like(x);
+          if (pool == 0) {
+            table.max_pool_backward(x.data_ptr<float>(), o[3].data_ptr<float>(),
+                                    pool_gy.data_ptr<float>(), &map, fused.data_ptr<float>(), C,
+                                    pg);
+            table.max_pool_backward(x.data_ptr<float>(), o[3].data_ptr<float>(),
+                                    mapped.data_ptr<float>(), nullptr, two_steps.data_ptr<float>(),
+                                    C, pg);
+          } else {
+            table.avg_pool_backward(o[3].data_ptr<float>(), pool_gy.data_ptr<float>(), &map,
+                                    fused.data_ptr<float>(), C, pg);
+            table.avg_pool_backward(nullptr, mapped.data_ptr<float>(), nullptr,
+                                    two_steps.data_ptr<float>(), C, pg);
+          }
+          EXPECT_LE(relative_error(fused, two_steps), 1e-6) << "C " << C << " pool " << pool;
+        }
         // 7 pixels of C inputs to 13 outputs.
         table.pointwise(x.data_ptr<float>(), pw.data_ptr<float>(), o[5].data_ptr<float>(), C, 13, 0,
                         7, /*relu_x=*/true, nullptr);

@@ -35,6 +35,14 @@ struct DwPwGrads {
   T *gx, *gw_dw, *gw_pw;
 };
 
+// A pool followed by a training-mode batch norm: the pool's output gradient is
+// a[c] gy + b[c] y + c0[c] for the batch norm's output gradient gy and its input y (the pool's
+// output), made by the pool's backward as it reads gy instead of in a pass of its own.
+template <typename T>
+struct PoolOutputGradMap {
+  const T *a, *b, *c0;
+};
+
 template <typename T>
 struct NhwcKernels {
   // One sample: x (H, W, C), w (k*k, C) tap-major, y (Ho, Wo, C) = conv(relu ? relu(x) : x, w);
@@ -47,11 +55,13 @@ struct NhwcKernels {
   // One sample of 3x3 pooling with padding 1; backward overwrites gx. Max pooling sends each
   // gradient to the first maximum in row-major tap order, as LibTorch does.
   void (*max_pool_forward)(const T* x, T* y, int64_t C, const PoolGeometry& g);
-  // y (may be null): max pooling's forward output, the windows' maxima (else found again).
-  void (*max_pool_backward)(const T* x, const T* y, const T* gy, T* gx, int64_t C,
-                            const PoolGeometry& g);
+  // y (may be null): the forward's output (max pooling: the windows' maxima, else found
+  // again). map (may be null): gy is a batch norm's output gradient, mapped (needs y).
+  void (*max_pool_backward)(const T* x, const T* y, const T* gy, const PoolOutputGradMap<T>* map,
+                            T* gx, int64_t C, const PoolGeometry& g);
   void (*avg_pool_forward)(const T* x, T* y, int64_t C, const PoolGeometry& g);
-  void (*avg_pool_backward)(const T* gy, T* gx, int64_t C, const PoolGeometry& g);
+  void (*avg_pool_backward)(const T* y, const T* gy, const PoolOutputGradMap<T>* map, T* gx,
+                            int64_t C, const PoolGeometry& g);
   // Pixels [begin, end) of (P, inputs) x: y[p, o] = sum_i a(x[p, i]) wt[i, o] (wt inputs x
   // outputs), a = relu with relu_x, else the identity; with a gate (laid out like y), y is 0
   // where gate <= 0 (the input gradient of a conv on relu(x)).

@@ -85,11 +85,25 @@ void max_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
   }
 }
 
+// The gradient of output pixel `at`'s channels c0 .. c0 + K L - 1: gy there, or through a
+// batch norm's map, with y.
+template <typename E, int K, int L, typename T>
+inline void output_grads(const T* y, const T* gy, const PoolOutputGradMap<T>* map, int64_t at,
+                         int64_t c0, E* out) {
+  for (int v = 0; v < K; ++v) out[v] = load<E>(gy + at + c0 + v * L);
+  if (!map) return;
+  for (int v = 0; v < K; ++v) {
+    const int64_t c = c0 + v * L;
+    out[v] = load<E>(map->a + c) * out[v] + load<E>(map->b + c) * load<E>(y + at + c) +
+             load<E>(map->c0 + c);
+  }
+}
+
 // The first tap equal to a window's maximum takes its gradient. The maxima are y, the forward's
 // output, or with y null found again (cheaper than storing indices).
 template <typename T>
-void max_pool_backward(const T* x, const T* y, const T* gy, T* gx, int64_t C,
-                       const PoolGeometry& g) {
+void max_pool_backward(const T* x, const T* y, const T* gy, const PoolOutputGradMap<T>* map, T* gx,
+                       int64_t C, const PoolGeometry& g) {
   for (int64_t e = 0; e < g.height * g.width * C; ++e) gx[e] = T(0);
   for (int64_t oh = 0; oh < g.out_height; ++oh) {
     for (int64_t ow = 0; ow < g.out_width; ++ow) {
@@ -103,7 +117,7 @@ void max_pool_backward(const T* x, const T* y, const T* gy, T* gx, int64_t C,
         } else {
           window_max<E, K, L>(x, C, c0, r, g.width, m);
         }
-        for (int v = 0; v < K; ++v) pending[v] = load<E>(gy + out_at + c0 + v * L);
+        output_grads<E, K, L>(y, gy, map, out_at, c0, pending);
         const E zero{};
         for_window_taps(r, g.width, C, [&](int64_t at) {
           for (int v = 0; v < K; ++v) {
@@ -139,17 +153,19 @@ void avg_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
 }
 
 template <typename T>
-void avg_pool_backward(const T* gy, T* gx, int64_t C, const PoolGeometry& g) {
+void avg_pool_backward(const T* y, const T* gy, const PoolOutputGradMap<T>* map, T* gx, int64_t C,
+                       const PoolGeometry& g) {
   for (int64_t e = 0; e < g.height * g.width * C; ++e) gx[e] = T(0);
   for (int64_t oh = 0; oh < g.out_height; ++oh) {
     for (int64_t ow = 0; ow < g.out_width; ++ow) {
       const TapRange r = pool_window(oh, ow, g);
       const T count = static_cast<T>((r.i1 - r.i0) * (r.j1 - r.j0));
-      const T* gyp = gy + (oh * g.out_width + ow) * C;
+      const int64_t out_at = (oh * g.out_width + ow) * C;
       for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
         DATANAS_BLOCK_TYPES(blk);
         E share[K];
-        for (int v = 0; v < K; ++v) share[v] = load<E>(gyp + c0 + v * L) / splat<E>(count);
+        output_grads<E, K, L>(y, gy, map, out_at, c0, share);
+        for (int v = 0; v < K; ++v) share[v] = share[v] / splat<E>(count);
         for_window_taps(r, g.width, C, [&](int64_t at) {
           for (int v = 0; v < K; ++v)
             store(gx + at + c0 + v * L, load<E>(gx + at + c0 + v * L) + share[v]);

@@ -63,9 +63,9 @@ void backward_nhwc(bool max, const at::Tensor& x, const at::Tensor& gy, at::Tens
   T* gxp = gx.data_ptr<T>();
   kernels::for_each_sample(gx.size(0), [&](int64_t n) {
     if (max) {
-      k.max_pool_backward(xp + n * in, nullptr, gyp + n * out, gxp + n * in, C, g);
+      k.max_pool_backward(xp + n * in, nullptr, gyp + n * out, nullptr, gxp + n * in, C, g);
     } else {
-      k.avg_pool_backward(gyp + n * out, gxp + n * in, C, g);
+      k.avg_pool_backward(nullptr, gyp + n * out, nullptr, gxp + n * in, C, g);
     }
   });
 }

@@ -84,13 +84,15 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const T* zp = z.data_ptr<T>();
   const T* gyp = gy.data_ptr<T>();
   T* gxp = gx.data_ptr<T>();
-  for_each_sample<T>(x.size(0), P * C, [&](int64_t n, T* gz) {
-    k.normalize_backward(zp + n * P * C, gyp + n * P * C, gz, C, 0, P, a.data(), b.data(),
-                         c0.data());
+  // The batch norm's input gradient is made as the pool's backward reads it.
+  const PoolOutputGradMap<T> bn_map{a.data(), b.data(), c0.data()};
+  for_each_sample(x.size(0), [&](int64_t n) {
+    const T* zs = zp + n * P * C;
+    const T* gys = gyp + n * P * C;
     if (max) {
-      k.max_pool_backward(xp + n * in_size, zp + n * P * C, gz, gxp + n * in_size, C, g);
+      k.max_pool_backward(xp + n * in_size, zs, gys, &bn_map, gxp + n * in_size, C, g);
     } else {
-      k.avg_pool_backward(gz, gxp + n * in_size, C, g);
+      k.avg_pool_backward(zs, gys, &bn_map, gxp + n * in_size, C, g);
     }
   });
   return {gx,

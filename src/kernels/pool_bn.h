@@ -1,8 +1,8 @@
 // A 3x3 pool and the training-mode batch norm after it (DARTS' max_pool_3x3 and avg_pool_3x3 in
 // the supernet, whose batch norms are affine = false) as one native autograd function in
 // channels-last: each sample's pooled output has its moments gathered while it is in cache, and
-// the backward makes each sample's batch-norm input gradient in cache for the pool's backward
-// instead of writing it out and reading it back.
+// the pool's backward makes the batch norm's input gradient as it reads the output gradient
+// instead of reading it from a pass of its own.
 #pragma once
 #include <ATen/core/Tensor.h>
 
