@@ -1,9 +1,9 @@
 // The backward of the fused ReLU -> depthwise -> pointwise -> BN block (dw_pw_bn.cpp), one
 // sample at a time, part of the NHWC kernels (nhwc_kernels_generic.h). Everything between the
-// block's input and its output lives in scratch: the padded input (made once, for the depthwise
-// output made again, the depthwise weight gradient and, in the gather form, nothing else), the
-// batch norm's input gradient, and the depthwise output's gradient, written straight into its
-// padded plane.
+// block's input and its output lives in scratch: the padded input (made once; it serves the
+// depthwise output made again and the depthwise weight gradient), the batch norm's input
+// gradient, and the depthwise output's gradient, written straight into the padded plane that the
+// gather-form depthwise backward reads.
 #pragma once
 #include <cstdint>
 
