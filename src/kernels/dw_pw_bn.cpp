@@ -24,19 +24,17 @@ struct FusedInputs {
   BatchNormArgs bn;
 };
 
-// The forward; with ctx null (no autograd) z is normalised in place and nothing is saved.
+// The forward: z (the block before its batch norm) is kept for the backward.
 at::Tensor forward_fused(AutogradContext* ctx, const FusedInputs& in) {
   DwPwOutput block = native_dw_pw_forward(in.x, in.dw_weight, in.pw_weight, in.conv, nullptr);
   BatchMoments moments;
   const at::Tensor y =
-      normalize_with_moments(block.z, block.mean, block.var, in.bn, ctx != nullptr, &moments);
-  if (ctx) {
-    ctx->save_for_backward(
-        {in.x, in.dw_weight, in.pw_weight, in.bn.weight, block.z, moments.mean, moments.invstd});
-    ctx->saved_data["stride"] = in.conv.stride;
-    ctx->saved_data["padding"] = in.conv.padding;
-    ctx->saved_data["dilation"] = in.conv.dilation;
-  }
+      normalize_with_moments(block.z, block.mean, block.var, in.bn, /*keep_z=*/true, &moments);
+  ctx->save_for_backward(
+      {in.x, in.dw_weight, in.pw_weight, in.bn.weight, block.z, moments.mean, moments.invstd});
+  ctx->saved_data["stride"] = in.conv.stride;
+  ctx->saved_data["padding"] = in.conv.padding;
+  ctx->saved_data["dilation"] = in.conv.dilation;
   return y;
 }
 
@@ -108,9 +106,7 @@ FusedInputs checked(const at::Tensor& x, const at::Tensor& dw_weight, const at::
       pw_weight.size(3) != 1 || pw_weight.scalar_type() != x.scalar_type())
     throw Error(what + ": expected a (outputs, C, 1, 1) pointwise weight of x's dtype");
   check_batch_norm_args(bn, pw_weight.size(0), x.size(0) * g.out_height * g.out_width, what);
-  DepthwiseConvOptions relu_conv = conv;
-  relu_conv.relu_input = true;
-  return {x.contiguous(at::MemoryFormat::ChannelsLast), dw_weight, pw_weight, relu_conv, bn};
+  return {x.contiguous(at::MemoryFormat::ChannelsLast), dw_weight, pw_weight, conv, bn};
 }
 
 struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
@@ -120,8 +116,9 @@ struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
                             const at::Tensor& bn_weight, const at::Tensor& bn_bias,
                             const at::Tensor& running_mean, const at::Tensor& running_var,
                             double momentum, double eps) {
-    const FusedInputs in = checked(x, dw_weight, pw_weight, {conv[0], conv[1], conv[2], true},
-                                   {bn_weight, bn_bias, running_mean, running_var, momentum, eps});
+    const FusedInputs in =
+        checked(x, dw_weight, pw_weight, {conv[0], conv[1], conv[2], /*relu_input=*/true},
+                {bn_weight, bn_bias, running_mean, running_var, momentum, eps});
     ctx->saved_data["has_bias"] = present(bn_bias);
     return forward_fused(ctx, in);
   }
