@@ -1,8 +1,8 @@
 // Deferred terms (nets/deferred_terms.h): the ops an architecture step weighs by 0 are measured in
-// the backward pass instead of being run in the forward pass. Measured sep/dil convs equal the
-// inner product with their output; the autograd node routes those measures to the weights; and
-// an edge gives the dense edge's output and weight gradient while running no unselected op
-// before the backward pass.
+// the backward pass instead of being run in the forward pass. Measured sep/dil convs and pools
+// equal the inner product with their output; the autograd node routes those measures to the
+// weights; and an edge gives the dense edge's output and weight gradient while running no
+// unselected op before the backward pass.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -73,6 +73,55 @@ TEST(DeferredTerms, MeasuredConvsEqualTheInnerProductWithTheirOutput) {
       }
     }
   }
+}
+
+// Max and average pools with their batch norm (the supernet's), both strides, in double and in
+// float: the measure against LibTorch's pool + batch norm, and the running statistics it leaves.
+TEST(DeferredTerms, MeasuredPoolsEqualTheInnerProductWithTheirOutput) {
+  for (const std::string name : {"max_pool_3x3", "avg_pool_3x3"}) {
+    for (int64_t stride : {1, 2}) {
+      for (auto dtype : {torch::kDouble, torch::kFloat}) {
+        for (const Shape& s : kShapes) {
+          torch::nn::AnyModule reference =
+              make_cnn_op(name, s.c, stride, false, true, KernelBackend::kTorch);
+          torch::nn::AnyModule fused =
+              make_cnn_op(name, s.c, stride, false, true, KernelBackend::kNative);
+          reference.ptr()->to(dtype);
+          fused.ptr()->to(dtype);
+          torch::manual_seed(23);
+          const at::Tensor x =
+              torch::randn({s.n, s.c, s.h, s.w}, dtype).contiguous(at::MemoryFormat::ChannelsLast);
+          at::NoGradGuard no_grad;
+          const at::Tensor y = reference.forward<at::Tensor>(x).to(torch::kDouble);
+          const at::Tensor g = torch::randn(y.sizes(), dtype);  // NCHW, unlike x
+          const double expected = (g.to(torch::kDouble) * y).sum().item<double>();
+          auto* pool = fused.ptr()->as<PoolImpl>();
+          ASSERT_TRUE(pool && pool->can_measure(x));
+          const double got = pool->measure(x, g);
+          const std::string what = name + " s" + std::to_string(stride) +
+                                   (dtype == torch::kFloat ? " float " : " double ") +
+                                   std::to_string(s.n) + "x" + std::to_string(s.c) + "x" +
+                                   std::to_string(s.h) + "x" + std::to_string(s.w);
+          const double tolerance = dtype == torch::kFloat ? 1e-5 : 1e-10;
+          EXPECT_NEAR(got, expected, tolerance * (g.abs() * y.abs()).sum().item<double>()) << what;
+          expect_buffers_close(*fused.ptr(), *reference.ptr(), what);
+        }
+      }
+    }
+  }
+}
+
+// A pool is measured only without autograd and with a gradient of its output's shape.
+TEST(DeferredTerms, PoolMeasureRefusesWhatItCannotMeasure) {
+  Pool pool(true, 4, 2, true, KernelBackend::kNative);
+  const at::Tensor x = torch::randn({2, 4, 6, 6}).contiguous(at::MemoryFormat::ChannelsLast);
+  EXPECT_FALSE(pool->can_measure(x));  // autograd is on here
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(pool->can_measure(x));
+  EXPECT_FALSE(pool->can_measure(x.contiguous()));
+  EXPECT_THROW(pool->measure(x, torch::randn({2, 4, 6, 6})), Error);  // stride 2 halves H, W
+  EXPECT_THROW(pool->measure(x, torch::randn({2, 4, 3, 3}, torch::kDouble)), Error);
+  EXPECT_NO_THROW(pool->measure(x, torch::randn({2, 4, 3, 3})));
 }
 
 // y passes through with its gradient; each term's measure of that gradient (in y's layout)

@@ -152,6 +152,22 @@ ChannelAffine batch_norm_affine(torch::nn::BatchNorm2dImpl& bn, const at::Tensor
   return {scale, offset};
 }
 
+double measured_dot(const BlockMoments& block, const ChannelAffine& affine) {
+  if (!block.g_sum.defined()) throw Error("measured dot: the block was not measured");
+  const at::Tensor scale = affine.scale.to(at::kDouble).contiguous();
+  const at::Tensor offset = affine.offset.to(at::kDouble).contiguous();
+  const double* s = scale.data_ptr<double>();
+  const double* o = offset.data_ptr<double>();
+  const double* m = block.mean.data_ptr<double>();
+  const double* d = block.g_z_centered.data_ptr<double>();
+  const double* gs = block.g_sum.data_ptr<double>();
+  // y = z s + o = (z - m) s + (o + m s).
+  double dot = 0;
+  for (int64_t c = 0; c < block.mean.numel(); ++c)
+    dot += s[c] * d[c] + (o[c] + m[c] * s[c]) * gs[c];
+  return dot;
+}
+
 at::Tensor apply_channel_affine(at::Tensor x, const ChannelAffine& affine) {
   if (x.scalar_type() == at::kFloat) {
     apply_scale_shift<float>(x, x, values_of<float>(affine.scale), values_of<float>(affine.offset));

@@ -44,6 +44,19 @@ struct ChannelAffine {
 ChannelAffine batch_norm_affine(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& mean,
                                 const at::Tensor& var, int64_t count);
 
+// The batch moments of a block's output z before its batch norm: mean and biased variance
+// (double, C) over `count` values per channel. A measured block (an op an architecture step
+// needs only <g, bn(z)> of, for the gradient g of bn(z)) never stores z and adds, per channel,
+// the sums of g * (z - mean) and of g.
+struct BlockMoments {
+  at::Tensor mean, var;
+  int64_t count = 0;
+  at::Tensor g_z_centered, g_sum;  // measured blocks only
+};
+
+// <g, z * affine.scale[c] + affine.offset[c]> for a measured block.
+double measured_dot(const BlockMoments& block, const ChannelAffine& affine);
+
 // x * scale[c] + offset[c] written over x (native kernels, either layout); returns x.
 at::Tensor apply_channel_affine(at::Tensor x, const ChannelAffine& affine);
 

@@ -5,14 +5,12 @@
 
 #include <vector>
 
-#include "kernels/batch_norm_math.h"
 #include "kernels/layout.h"
+#include "kernels/sample_moments.h"
 #include "util/error.h"
 
 namespace datanas {
 namespace {
-using kernels::combine_gradient_sums;
-using kernels::combine_groups;
 
 // g defined: z is not stored, and the gradient sums are gathered instead.
 template <typename T>
@@ -33,10 +31,7 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
   if (!measure)
     out.z = at::empty({N, outputs, g.out_height, g.out_width},
                       x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  out.count = N * g.out_height * g.out_width;
-  std::vector<T> shift(N * outputs);
-  std::vector<double> sum(N * outputs, 0.0), sum_squares(N * outputs, 0.0);
-  std::vector<double> sum_g(measure ? N * outputs : 0, 0.0), sum_gz(sum_g);
+  kernels::SampleMoments<T> moments(N, outputs, measure);
   const int64_t in = g.height * g.width * C, out_size = g.out_height * g.out_width * outputs;
   const T* xp = x.data_ptr<T>();
   const T* wp = taps.data_ptr<T>();
@@ -45,28 +40,13 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
   const T* op = input_affine ? in_offset.data_ptr<T>() : nullptr;
   const T* gp = measure ? grad.data_ptr<T>() : nullptr;
   T* zp = measure ? nullptr : out.z.data_ptr<T>();
-  kernels::for_each_sample<
-      T>(N, kernels::nhwc_block_scratch_elements(g, C, outputs), [&](int64_t n, T* scratch) {
-    kernels::BlockSums<T> sums{&shift[n * outputs], &sum[n * outputs], &sum_squares[n * outputs]};
-    if (measure) {
-      sums.g = gp + n * out_size;
-      sums.sum_g = &sum_g[n * outputs];
-      sums.sum_gz = &sum_gz[n * outputs];
-    }
-    k.dw_pw_forward(xp + n * in, wp, pp, zp ? zp + n * out_size : nullptr, C, outputs, g, sp, op,
-                    scratch, sums);
-  });
-  const at::TensorOptions doubles = x.options().dtype(at::kDouble);
-  out.mean = at::empty({outputs}, doubles);
-  out.var = at::empty({outputs}, doubles);
-  const int64_t per_sample = g.out_height * g.out_width;
-  combine_groups(
-      shift, sum, sum_squares, N, outputs, [&](int64_t) { return per_sample; }, out.mean, out.var);
-  if (measure) {
-    out.g_z_centered = at::empty({outputs}, doubles);
-    out.g_sum = at::empty({outputs}, doubles);
-    combine_gradient_sums(shift, sum_g, sum_gz, N, outputs, out.mean, out.g_z_centered, out.g_sum);
-  }
+  kernels::for_each_sample<T>(
+      N, kernels::nhwc_block_scratch_elements(g, C, outputs), [&](int64_t n, T* scratch) {
+        k.dw_pw_forward(xp + n * in, wp, pp, zp ? zp + n * out_size : nullptr, C, outputs, g, sp,
+                        op, scratch, moments.of(n, measure ? gp + n * out_size : nullptr));
+      });
+  static_cast<BlockMoments&>(out) =
+      moments.combine(g.out_height * g.out_width, x.options().dtype(at::kDouble));
   return out;
 }
 
@@ -112,22 +92,6 @@ DwPwOutput native_dw_pw_measure(const at::Tensor& x, const at::Tensor& dw_weight
                                 const ChannelAffine* input_affine, const at::Tensor& grad) {
   if (!grad.defined()) throw Error("dw-pw block: measuring needs a gradient");
   return fused_block(x, dw_weight, pw_weight, options, input_affine, grad);
-}
-
-double measured_dot(const DwPwOutput& block, const ChannelAffine& affine) {
-  if (!block.g_sum.defined()) throw Error("dw-pw block: the block was not measured");
-  const at::Tensor scale = affine.scale.to(at::kDouble).contiguous();
-  const at::Tensor offset = affine.offset.to(at::kDouble).contiguous();
-  const double* s = scale.data_ptr<double>();
-  const double* o = offset.data_ptr<double>();
-  const double* m = block.mean.data_ptr<double>();
-  const double* d = block.g_z_centered.data_ptr<double>();
-  const double* gs = block.g_sum.data_ptr<double>();
-  // y = z s + o = (z - m) s + (o + m s).
-  double dot = 0;
-  for (int64_t c = 0; c < block.mean.numel(); ++c)
-    dot += s[c] * d[c] + (o[c] + m[c] * s[c]) * gs[c];
-  return dot;
 }
 
 }  // namespace datanas

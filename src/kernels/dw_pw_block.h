@@ -12,13 +12,9 @@
 
 namespace datanas {
 
-struct DwPwOutput {
-  at::Tensor z;          // (N, outputs, Ho, Wo) channels-last, before the batch norm
-  at::Tensor mean, var;  // double (outputs): z's batch mean and biased variance per channel
-  int64_t count = 0;     // values per channel: N * Ho * Wo
-  // Measured blocks only (z undefined), double (outputs) per channel: the sums of g * (z - mean)
-  // and of g for the gradient g of the block's output.
-  at::Tensor g_z_centered, g_sum;
+// z is (N, outputs, Ho, Wo) channels-last, before the batch norm; undefined for a measured block.
+struct DwPwOutput : BlockMoments {
+  at::Tensor z;
 };
 
 // Whether native_dw_pw_forward takes x: a 4-D channels-last float or double CPU tensor, with
@@ -38,8 +34,5 @@ DwPwOutput native_dw_pw_forward(const at::Tensor& x, const at::Tensor& dw_weight
 DwPwOutput native_dw_pw_measure(const at::Tensor& x, const at::Tensor& dw_weight,
                                 const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
                                 const ChannelAffine* input_affine, const at::Tensor& grad);
-
-// <grad, z * affine.scale[c] + affine.offset[c]> for a measured block.
-double measured_dot(const DwPwOutput& block, const ChannelAffine& affine);
 
 }  // namespace datanas

@@ -10,6 +10,7 @@
 #include "kernels/fused_batch_norm.h"
 #include "kernels/layout.h"
 #include "kernels/pool.h"
+#include "kernels/sample_moments.h"
 #include "util/error.h"
 
 namespace datanas {
@@ -25,26 +26,27 @@ struct FusedInputs {
   BatchNormArgs bn;
 };
 
-// z = pool(x), and z's batch mean and biased variance (double, C): each sample's moments around
-// its first pixel, gathered right after the sample is pooled.
+// z = pool(x), and its batch moments; with `grad` defined (a measured block) z is pooled a sample
+// at a time into scratch, never stored, and the gradient sums are gathered from it there.
 template <typename T>
-void pool_with_moments(const FusedInputs& in, at::Tensor& z, at::Tensor& mean, at::Tensor& var) {
+BlockMoments pool_with_moments(const FusedInputs& in, T* zp, const at::Tensor& grad) {
   const auto& k = nhwc_table<T>();
   const auto pool = in.max ? k.max_pool_forward : k.avg_pool_forward;
   const int64_t N = in.x.size(0), C = in.x.size(1), P = in.g.out_height * in.g.out_width;
   const int64_t in_size = in.g.height * in.g.width * C;
-  std::vector<T> shift(N * C);
-  std::vector<double> sum(N * C, 0.0), sum_squares(sum);
+  const bool measure = grad.defined();
+  SampleMoments<T> moments(N, C, measure);
   const T* xp = in.x.data_ptr<T>();
-  T* zp = z.data_ptr<T>();
-  for_each_sample(N, [&](int64_t n) {
-    T* zs = zp + n * P * C;
+  const T* gp = measure ? grad.data_ptr<T>() : nullptr;
+  for_each_sample<T>(N, measure ? P * C : 0, [&](int64_t n, T* scratch) {
+    T* zs = measure ? scratch : zp + n * P * C;
+    const BlockSums<T> s = moments.of(n, measure ? gp + n * P * C : nullptr);
     pool(xp + n * in_size, zs, C, in.g);
-    std::copy(zs, zs + C, &shift[n * C]);
-    k.moments(zs, C, 0, P, &shift[n * C], &sum[n * C], &sum_squares[n * C]);
+    std::copy(zs, zs + C, s.shift);
+    k.moments(zs, C, 0, P, s.shift, s.sum, s.sum_squares);
+    if (measure) k.grad_moments(zs, s.g, C, 0, P, s.shift, s.sum_g, s.sum_gz);
   });
-  combine_groups(
-      shift, sum, sum_squares, N, C, [&](int64_t) { return P; }, mean, var);
+  return moments.combine(P, in.x.options().dtype(at::kDouble));
 }
 
 // With ctx null (no autograd) z is normalised in place and nothing is saved.
@@ -54,11 +56,9 @@ at::Tensor forward_typed(AutogradContext* ctx, const FusedInputs& in) {
   const int64_t C = x.size(1);
   at::Tensor z = at::empty({x.size(0), C, in.g.out_height, in.g.out_width},
                            x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  const at::TensorOptions doubles = x.options().dtype(at::kDouble);
-  at::Tensor mean = at::empty({C}, doubles), var = at::empty({C}, doubles);
-  pool_with_moments<T>(in, z, mean, var);
+  const BlockMoments zm = pool_with_moments<T>(in, z.data_ptr<T>(), at::Tensor());
   BatchMoments moments;
-  const at::Tensor y = normalize_with_moments(z, mean, var, in.bn, ctx != nullptr, &moments);
+  const at::Tensor y = normalize_with_moments(z, zm.mean, zm.var, in.bn, ctx != nullptr, &moments);
   if (ctx) {
     // z holds the windows' maxima: max pooling's backward finds them there, not again.
     ctx->save_for_backward({x, in.bn.weight, z, moments.mean, moments.invstd});
@@ -140,6 +140,24 @@ at::Tensor native_pool_bn_train(const at::Tensor& x, int64_t stride, bool max,
                                 double momentum, double eps) {
   return PoolBNFunction::apply(x, stride, max, or_empty(bn_weight, x), or_empty(bn_bias, x),
                                or_empty(running_mean, x), or_empty(running_var, x), momentum, eps);
+}
+
+bool can_measure_pool(const at::Tensor& x) {
+  return !at::GradMode::is_enabled() && nhwc_float_cpu(x);
+}
+
+BlockMoments native_pool_measure(const at::Tensor& x, int64_t stride, bool max,
+                                 const at::Tensor& grad) {
+  if (!can_measure_pool(x))
+    throw Error("3x3 pool measure: expected a channels-last float/double CPU input, autograd off");
+  const FusedInputs in = checked(x, stride, max, BatchNormArgs{});
+  const std::vector<int64_t> sizes = {x.size(0), x.size(1), in.g.out_height, in.g.out_width};
+  if (!grad.defined() || grad.sizes() != at::IntArrayRef(sizes) ||
+      grad.scalar_type() != x.scalar_type())
+    throw Error("3x3 pool measure: expected a gradient of the pooled output's shape and dtype");
+  const at::Tensor g = grad.contiguous(at::MemoryFormat::ChannelsLast);
+  return x.scalar_type() == at::kFloat ? pool_with_moments<float>(in, nullptr, g)
+                                       : pool_with_moments<double>(in, nullptr, g);
 }
 
 at::Tensor pool_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, int64_t stride,

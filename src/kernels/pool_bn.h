@@ -26,4 +26,13 @@ at::Tensor native_pool_bn_train(const at::Tensor& x, int64_t stride, bool max,
                                 const at::Tensor& running_mean, const at::Tensor& running_var,
                                 double momentum, double eps);
 
+// Whether native_pool_measure takes x: a channels-last float/double CPU tensor, autograd off.
+bool can_measure_pool(const at::Tensor& x);
+
+// For an architecture step's inner product <grad, bn(pool(x))> (grad: the pooled output's shape):
+// the pooled output's batch moments and gradient sums, each sample pooled into scratch and never
+// stored. measured_dot(result, the batch norm's map) is the product.
+BlockMoments native_pool_measure(const at::Tensor& x, int64_t stride, bool max,
+                                 const at::Tensor& grad);
+
 }  // namespace datanas

@@ -27,6 +27,8 @@ double measure_op(torch::nn::AnyModule& op, const at::Tensor& x, const at::Tenso
                   KernelBackend kernels) {
   if (auto* sep = op.ptr()->as<SepConvImpl>(); sep && sep->can_fuse(x)) return sep->measure(x, g);
   if (auto* dil = op.ptr()->as<DilConvImpl>(); dil && dil->can_fuse(x)) return dil->measure(x, g);
+  if (auto* pool = op.ptr()->as<PoolImpl>(); pool && pool->can_measure(x))
+    return pool->measure(x, g);
   const at::Tensor y = op.forward(x);
   if (use_native_kernels(kernels, x) && can_weight_natively({y}) &&
       g.scalar_type() == y.scalar_type())

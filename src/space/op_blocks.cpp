@@ -144,6 +144,16 @@ at::Tensor PoolImpl::forward(const at::Tensor& x) {
   return bn_ ? bn_(y) : y;
 }
 
+bool PoolImpl::can_measure(const at::Tensor& x) {
+  return use_native_kernels(kernels_, x) && bn_ && uses_batch_statistics(*bn_) &&
+         can_measure_pool(x);
+}
+
+double PoolImpl::measure(const at::Tensor& x, const at::Tensor& grad) {
+  const BlockMoments pooled = native_pool_measure(x, stride_, max_, grad);
+  return measured_dot(pooled, batch_norm_affine(*bn_, pooled.mean, pooled.var, pooled.count));
+}
+
 at::Tensor ZeroImpl::forward(const at::Tensor& x) {
   if (stride_ == 1) return at::zeros_like(x);
   return at::zeros_like(x.slice(2, 0, c10::nullopt, stride_).slice(3, 0, c10::nullopt, stride_));

@@ -104,6 +104,10 @@ class PoolImpl : public torch::nn::Module {
   PoolImpl(bool max, int64_t channels, int64_t stride, bool with_bn,
            KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
+  // <grad, forward(x)> without storing the output (the fused native pass with its batch norm),
+  // running statistics updated as forward(x) would; only where can_measure(x).
+  bool can_measure(const at::Tensor& x);
+  double measure(const at::Tensor& x, const at::Tensor& grad);
 
  private:
   bool max_;
