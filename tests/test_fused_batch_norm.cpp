@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernel_checks.h"
+#include "kernels/nhwc_kernels.h"
 #include "kernels/pointwise_conv_bn.h"
 #include "kernels/pool_bn.h"
 #include "space/op_blocks.h"
@@ -93,6 +94,28 @@ TEST(PointwiseConvBN, MatchesLibTorchAndUpdatesRunningStatistics) {
     EXPECT_LE(relative_error(rm, rm_ref), 1e-5) << c.name();
     EXPECT_LE(relative_error(rv, rv_ref), 1e-5) << c.name();
   }
+}
+
+// An input gradient of kernels::kStreamBytes or more is written with streaming stores: one such
+// case (4 MiB of x), through the ReLU gate, against LibTorch.
+TEST(PointwiseConvBN, LargeInputGradientsMatchLibTorch) {
+  torch::manual_seed(24);
+  const Case c{{4, 64, 64, 64}, 16, true, false};
+  const at::Tensor x = laid_out(torch::randn({4, 64, 64, 64}) + 0.2, true);
+  ASSERT_GE(x.nbytes(), static_cast<size_t>(kernels::kStreamBytes));
+  const std::vector<at::Tensor> leaves = leaves_for(c, at::kFloat);
+  const at::Tensor up = torch::randn({4, 16, 64, 64});
+  const auto native = value_and_grads(
+      [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+        return fused(in, l, at::Tensor(), at::Tensor(), true);
+      },
+      x, leaves, up);
+  const auto expected = value_and_grads(
+      [&](const at::Tensor& in, const std::vector<at::Tensor>& l) {
+        return reference(in, l, at::Tensor(), at::Tensor(), true);
+      },
+      x, leaves, up);
+  expect_close(native, expected, c.name());
 }
 
 TEST(PointwiseConvBN, FiniteDifferencesInDouble) {

@@ -169,6 +169,16 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
         // 7 pixels of C inputs to 13 outputs.
         table.pointwise(x.data_ptr<float>(), pw.data_ptr<float>(), o[5].data_ptr<float>(), C, 13, 0,
                         7, /*relu_x=*/true, nullptr);
+        // Streamed stores change where y goes, not its values: bit for bit the plain pass, through
+        // a gate, with 24 outputs (aligned rows of a 16- and an 8-wide block).
+        const at::Tensor pw24 = torch::randn({C, 24}), gate = torch::randn({7, 24});
+        at::Tensor plain_y = torch::empty({7, 24}), streamed_y = torch::empty({7, 24});
+        table.pointwise(x.data_ptr<float>(), pw24.data_ptr<float>(), plain_y.data_ptr<float>(), C,
+                        24, 0, 7, true, gate.data_ptr<float>());
+        table.pointwise_streamed(x.data_ptr<float>(), pw24.data_ptr<float>(),
+                                 streamed_y.data_ptr<float>(), C, 24, 0, 7, true,
+                                 gate.data_ptr<float>());
+        EXPECT_TRUE(at::equal(plain_y, streamed_y)) << "C " << C << " streamed";
       }
       for (int i = 0; i < 7; ++i)
         EXPECT_LE(relative_error(out[0][i], out[1][i]), 1e-5)

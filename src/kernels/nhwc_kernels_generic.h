@@ -185,6 +185,7 @@ NhwcKernels<T> generic_nhwc_table() {
   t.avg_pool_forward = avg_pool_forward<T>;
   t.avg_pool_backward = avg_pool_backward<T>;
   t.pointwise = pointwise<T>;
+  t.pointwise_streamed = pointwise_streamed<T>;
   t.pointwise_wgrad = pointwise_wgrad<T>;
   t.dw_pw_forward = dw_pw_forward<T>;
   t.dw_pw_backward = dw_pw_backward<T>;

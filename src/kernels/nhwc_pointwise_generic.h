@@ -15,8 +15,9 @@ using namespace simd;
 // PB pixels at a time share each weight load; the output block's accumulators stay in registers.
 // Pixel p's inputs start at x + p * x_pitch, its outputs at y + p * y_pitch (the pitches exceed
 // the channel counts where the pixels are a strided grid or part of a wider concatenation).
-// RELU reads relu(x); GATE zeroes the outputs where gate <= 0 (gate laid out like y).
-template <typename T, int PB, bool RELU, bool GATE>
+// RELU reads relu(x); GATE zeroes the outputs where gate <= 0 (gate laid out like y); STREAM
+// writes y with stream_store.
+template <typename T, int PB, bool RELU, bool GATE, bool STREAM>
 inline void pointwise_pixels(const T* x, int64_t x_pitch, const T* wt, T* y, int64_t y_pitch,
                              int64_t inputs, int64_t outputs, int64_t p, const T* gate) {
   for_channel_blocks<T>(outputs, [&](auto blk, int64_t o0) {
@@ -41,39 +42,46 @@ inline void pointwise_pixels(const T* x, int64_t x_pitch, const T* wt, T* y, int
       for (int v = 0; v < K; ++v) {
         E out = acc[q][v];
         if (GATE) out = load<E>(gate + at + v * L) > zero ? out : zero;
-        store(y + at + v * L, out);
+        if (STREAM) {
+          stream_store(y + at + v * L, out);
+        } else {
+          store(y + at + v * L, out);
+        }
       }
     }
   });
 }
 
-template <typename T, bool RELU, bool GATE>
+template <int N>
+struct PixelCount {
+  static constexpr int value = N;
+};
+
+template <typename T, bool RELU, bool GATE, bool STREAM = false>
 void pointwise_tiles(const T* x, int64_t x_pitch, const T* wt, T* y, int64_t y_pitch,
                      int64_t inputs, int64_t outputs, int64_t begin, int64_t end, const T* gate) {
+  int64_t p = begin;
+  const auto tile = [&](auto pixels) {
+    pointwise_pixels<T, decltype(pixels)::value, RELU, GATE, STREAM>(x, x_pitch, wt, y, y_pitch,
+                                                                     inputs, outputs, p, gate);
+  };
   // 6 pixels x 2 vectors: 12 accumulators, the most 16 vector registers hold beside the weights.
   // The last 1-5 pixels go together too: one pixel at a time is a chain of dependent FMAs, and
   // rows of 8 or 32 pixels would spend a quarter or a sixteenth of their pixels that way.
-  int64_t p = begin;
-  for (; p + 6 <= end; p += 6)
-    pointwise_pixels<T, 6, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
+  for (; p + 6 <= end; p += 6) tile(PixelCount<6>{});
   switch (end - p) {
     case 5:
-      pointwise_pixels<T, 5, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
-      break;
+      return tile(PixelCount<5>{});
     case 4:
-      pointwise_pixels<T, 4, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
-      break;
+      return tile(PixelCount<4>{});
     case 3:
-      pointwise_pixels<T, 3, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
-      break;
+      return tile(PixelCount<3>{});
     case 2:
-      pointwise_pixels<T, 2, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
-      break;
+      return tile(PixelCount<2>{});
     case 1:
-      pointwise_pixels<T, 1, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, p, gate);
-      break;
+      return tile(PixelCount<1>{});
     default:
-      break;
+      return;
   }
 }
 
@@ -92,22 +100,24 @@ void stage_relu(const T* x, int64_t x_pitch, T* dst, int64_t inputs, int64_t pix
 // y = a(x) wt for pixels [begin, end) (pointwise_pixels' layout). With RELU, relu(x) is staged a
 // few pixels at a time into a buffer on the stack, so the tiles run the plain loop: a ReLU per
 // broadcast input costs as much as the two FMAs it feeds.
-template <typename T, bool RELU, bool GATE>
+template <typename T, bool RELU, bool GATE, bool STREAM = false>
 void pointwise_range(const T* x, int64_t x_pitch, const T* wt, T* y, int64_t y_pitch,
                      int64_t inputs, int64_t outputs, int64_t begin, int64_t end, const T* gate) {
   constexpr int64_t kStaged = 3072;
   const int64_t fits = inputs > 0 ? kStaged / inputs : 0;
   const int64_t chunk = (fits < 24 ? fits : 24) / 6 * 6;
   if (!RELU || chunk == 0) {
-    pointwise_tiles<T, RELU, GATE>(x, x_pitch, wt, y, y_pitch, inputs, outputs, begin, end, gate);
+    pointwise_tiles<T, RELU, GATE, STREAM>(x, x_pitch, wt, y, y_pitch, inputs, outputs, begin, end,
+                                           gate);
     return;
   }
   T staged[kStaged];
   for (int64_t p = begin; p < end; p += chunk) {
     const int64_t pixels = end - p < chunk ? end - p : chunk;
     stage_relu(x + p * x_pitch, x_pitch, staged, inputs, pixels);
-    pointwise_tiles<T, false, GATE>(staged, inputs, wt, y + p * y_pitch, y_pitch, inputs, outputs,
-                                    0, pixels, GATE ? gate + p * y_pitch : nullptr);
+    pointwise_tiles<T, false, GATE, STREAM>(staged, inputs, wt, y + p * y_pitch, y_pitch, inputs,
+                                            outputs, 0, pixels,
+                                            GATE ? gate + p * y_pitch : nullptr);
   }
 }
 
@@ -123,6 +133,26 @@ void pointwise(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, i
   } else {
     pointwise_range<T, false, false>(x, inputs, wt, y, outputs, inputs, outputs, begin, end, gate);
   }
+}
+
+// pointwise() writing y with stream_store, for outputs too large to stay in cache.
+template <typename T>
+void pointwise_streamed(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs,
+                        int64_t begin, int64_t end, bool relu_x, const T* gate) {
+  if (relu_x && gate) {
+    pointwise_range<T, true, true, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
+                                         gate);
+  } else if (relu_x) {
+    pointwise_range<T, true, false, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
+                                          gate);
+  } else if (gate) {
+    pointwise_range<T, false, true, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
+                                          gate);
+  } else {
+    pointwise_range<T, false, false, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
+                                           gate);
+  }
+  stream_fence();
 }
 
 // A grid of pixels: `rows` rows of `cols` pixels; pixel (r, c) of x starts at

@@ -110,6 +110,9 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const T* wp = w.data_ptr<T>();
   T* gxp = want_x ? gx.data_ptr<T>() : nullptr;
   T* gwp = want_w ? gw_chunks.data_ptr<T>() : nullptr;
+  const auto input_grads = want_x && gx.nbytes() >= static_cast<size_t>(kStreamBytes)
+                               ? k.pointwise_streamed
+                               : k.pointwise;
   for_each_pixel_chunk(m.P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
     std::vector<T> gz(kRun * m.outputs);  // the batch norm's input gradient, one run
     for (int64_t p = begin; p < end; p += kRun) {
@@ -119,7 +122,7 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
                            b.data(), c0.data());
       // Through the fused ReLU the input gradient passes where x > 0.
       if (gxp)
-        k.pointwise(gz.data(), wp, gxp + x_at, m.outputs, m.inputs, 0, pixels, false,
+        input_grads(gz.data(), wp, gxp + x_at, m.outputs, m.inputs, 0, pixels, false,
                     relu ? xp + x_at : nullptr);
       if (gwp)
         k.pointwise_wgrad(xp + x_at, gz.data(), gwp + t * m.outputs * m.inputs, m.inputs, m.outputs,

@@ -53,6 +53,33 @@ inline void store(T* p, const E& v) {
   *reinterpret_cast<Unaligned*>(p) = v;
 }
 
+// store(p, v) past the caches where the target has such a store (AVX, a 32-byte aligned p): for
+// outputs too large to stay in cache, it saves reading each line in before overwriting it. The
+// caller ends a run of them with stream_fence().
+template <typename E, typename T>
+inline void stream_store(T* p, const E& v) {
+#if defined(__AVX__)
+  if constexpr (sizeof(E) == 32) {
+    if ((reinterpret_cast<uintptr_t>(p) & 31) == 0) {
+      if constexpr (sizeof(T) == 4) {
+        __builtin_ia32_movntps256(reinterpret_cast<float*>(p), v);
+      } else {
+        __builtin_ia32_movntpd256(reinterpret_cast<double*>(p), v);
+      }
+      return;
+    }
+  }
+#endif
+  store(p, v);
+}
+
+// Orders the streamed stores before whatever follows (another thread may read them next).
+inline void stream_fence() {
+#if defined(__AVX__)
+  __builtin_ia32_sfence();
+#endif
+}
+
 // s in every lane (s - 0 folds to s exactly, unlike 0 + s, which is wrong for s = -0).
 template <typename E, typename T>
 inline E splat(T s) {
