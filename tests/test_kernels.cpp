@@ -218,6 +218,25 @@ TEST(KernelPool, MatchesLibTorch) {
   }
 }
 
+// Channels-last: a window holding a NaN gives NaN, as in LibTorch; every other window its
+// maximum, exactly. (The NCHW plane kernels still let a later number replace a NaN.)
+TEST(KernelPool, MaxPoolSpreadsNaNsLikeLibTorch) {
+  torch::manual_seed(5);
+  for (bool nhwc : {true}) {
+    for (int64_t stride : {1, 2}) {
+      at::Tensor x = torch::randn({2, 19, 9, 11});
+      x.index_put_({0, 3, 4, 5}, std::nanf(""));
+      x.index_put_({1, 18, 0, 10}, std::nanf(""));
+      x = laid_out(x, nhwc);
+      const at::Tensor got = native_pool(true, x, stride), expected = torch_pool(true, x, stride);
+      const std::string what = layout_name(nhwc) + std::string(" s") + std::to_string(stride);
+      EXPECT_TRUE(at::equal(at::isnan(got), at::isnan(expected))) << what;
+      EXPECT_GT(at::isnan(got).sum().item<int64_t>(), 1) << what;
+      EXPECT_TRUE(at::equal(at::nan_to_num(got, 0.0), at::nan_to_num(expected, 0.0))) << what;
+    }
+  }
+}
+
 TEST(KernelPointwise, FiniteDifferencesInDouble) {
   torch::manual_seed(9);
   for (bool nhwc : {false, true}) {

@@ -69,20 +69,89 @@ inline void window_max(const T* x, int64_t C, int64_t c0, const TapRange& r, int
   });
 }
 
-template <typename T>
-void max_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
-  for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    for (int64_t ow = 0; ow < g.out_width; ++ow) {
-      const TapRange r = pool_window(oh, ow, g);
-      T* yp = y + (oh * g.out_width + ow) * C;
-      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
-        DATANAS_BLOCK_TYPES(blk);
-        E m[K];
-        window_max<E, K, L>(x, C, c0, r, g.width, m);
-        for (int v = 0; v < K; ++v) store(yp + c0 + v * L, m[v]);
-      });
+// The input rows a window of output row oh covers: `count` rows from `first` (padding 1, clipped).
+struct WindowRows {
+  int64_t first, count;
+};
+
+inline WindowRows window_rows(int64_t oh, const PoolGeometry& g) {
+  const int64_t top = oh * g.stride - 1;
+  const int64_t first = top < 0 ? 0 : top, end = top + 3 < g.height ? top + 3 : g.height;
+  return {first, end - first};
+}
+
+// Slides the 3x3 window along an output row for one channel block, each input column reduced
+// over the window's rows once (not once per window that holds it): column(w, out) reduces column
+// w, `outside` stands for a column off the input, and emit(ow, left, mid, right) gets the three
+// columns of output ow.
+template <typename E, int K, typename Column, typename Emit>
+inline void slide_row(const PoolGeometry& g, E outside, const Column& column, const Emit& emit) {
+  E left[K], mid[K], right[K];
+  for (int v = 0; v < K; ++v) left[v] = outside;
+  column(0, mid);
+  for (int64_t ow = 0; ow < g.out_width; ++ow) {
+    const int64_t w = ow * g.stride;  // the window's middle column
+    if (w + 1 < g.width) {
+      column(w + 1, right);
+    } else {
+      for (int v = 0; v < K; ++v) right[v] = outside;
+    }
+    emit(ow, left, mid, right);
+    for (int v = 0; v < K; ++v) left[v] = g.stride == 1 ? mid[v] : right[v];
+    if (g.stride == 1) {
+      for (int v = 0; v < K; ++v) mid[v] = right[v];
+    } else if (w + 2 < g.width) {
+      column(w + 2, mid);
     }
   }
+}
+
+// A larger value or a NaN replaces the maximum so far (LibTorch's rule): a window with a NaN
+// gives NaN. Reducing columns first leaves every maximum as it was; only which of two equal
+// zeros, +0 or -0, a window returns may differ from a row-major scan.
+template <typename E>
+inline E nan_max(E candidate, E so_far) {
+  return ((candidate > so_far) | (candidate != candidate)) ? candidate : so_far;
+}
+
+// A 3x3 pool's forward a row at a time: each input column folded over the window's rows (from
+// its first row: fold(next, so_far)), then finish(left, mid, right, inside) makes an output from
+// its window's three columns and the number of its pixels inside the input.
+template <typename T, typename Fold, typename Finish>
+void pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g, T outside, const Fold& fold,
+                  const Finish& finish) {
+  const int64_t row = g.width * C;
+  for (int64_t oh = 0; oh < g.out_height; ++oh) {
+    const WindowRows rows = window_rows(oh, g);
+    const T* xr = x + rows.first * row;
+    T* yr = y + oh * g.out_width * C;
+    for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+      DATANAS_BLOCK_TYPES(blk);
+      const auto column = [&](int64_t w, E* acc) {
+        for (int v = 0; v < K; ++v) acc[v] = load<E>(xr + w * C + c0 + v * L);
+        for (int64_t r = 1; r < rows.count; ++r)
+          for (int v = 0; v < K; ++v)
+            acc[v] = fold(load<E>(xr + r * row + w * C + c0 + v * L), acc[v]);
+      };
+      slide_row<E, K>(
+          g, splat<E>(outside), column,
+          [&](int64_t ow, const E* left, const E* mid, const E* right) {
+            const int64_t w = ow * g.stride;
+            const E inside =
+                splat<E>(static_cast<T>(rows.count * (1 + (w > 0) + (w + 1 < g.width))));
+            for (int v = 0; v < K; ++v)
+              store(yr + ow * C + c0 + v * L, finish(left[v], mid[v], right[v], inside));
+          });
+    });
+  }
+}
+
+template <typename T>
+void max_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
+  pool_forward(
+      x, y, C, g, static_cast<T>(-__builtin_inf()),
+      [](auto next, auto so_far) { return nan_max(next, so_far); },
+      [](auto left, auto mid, auto right, auto) { return nan_max(right, nan_max(mid, left)); });
 }
 
 // The gradient of output pixel `at`'s channels c0 .. c0 + K L - 1: gy there, or through a
@@ -132,24 +201,12 @@ void max_pool_backward(const T* x, const T* y, const T* gy, const PoolOutputGrad
   }
 }
 
+// count_include_pad = false: a window's sum over its pixels inside the input.
 template <typename T>
 void avg_pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g) {
-  for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    for (int64_t ow = 0; ow < g.out_width; ++ow) {
-      const TapRange r = pool_window(oh, ow, g);
-      const T count = static_cast<T>((r.i1 - r.i0) * (r.j1 - r.j0));
-      T* yp = y + (oh * g.out_width + ow) * C;
-      for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
-        DATANAS_BLOCK_TYPES(blk);
-        E sum[K];
-        clear(sum, K);
-        for_window_taps(r, g.width, C, [&](int64_t at) {
-          for (int v = 0; v < K; ++v) sum[v] += load<E>(x + at + c0 + v * L);
-        });
-        for (int v = 0; v < K; ++v) store(yp + c0 + v * L, sum[v] / splat<E>(count));
-      });
-    }
-  }
+  pool_forward(
+      x, y, C, g, T(0), [](auto next, auto so_far) { return so_far + next; },
+      [](auto left, auto mid, auto right, auto inside) { return (left + mid + right) / inside; });
 }
 
 template <typename T>
