@@ -27,6 +27,20 @@ inline bool nhwc_float_cpu(const at::Tensor& x) {
          (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && is_nhwc(layout_of(x));
 }
 
+// A weight's (rows, rest) matrix transposed, rows being its first dimension: the tap- or
+// input-major layout the kernels read. A copy loop: LibTorch's transpose and copy cost more than
+// moving these few hundred values, once per op call.
+template <typename T>
+std::vector<T> transposed_weight(const at::Tensor& weight) {
+  const at::Tensor w = weight.contiguous();
+  const int64_t rows = w.size(0), columns = w.numel() / rows;
+  const T* p = w.data_ptr<T>();
+  std::vector<T> out(static_cast<size_t>(w.numel()));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < columns; ++c) out[c * rows + r] = p[r * columns + c];
+  return out;
+}
+
 template <typename T>
 const NhwcKernels<T>& nhwc_table();
 template <>

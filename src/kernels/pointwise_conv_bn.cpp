@@ -35,17 +35,18 @@ PixelMap map_of(const at::Tensor& x, int64_t outputs) {
   return {P, x.size(1), outputs, (P + kChunk - 1) / kChunk};
 }
 
-// z = a(x) wt, and z's batch mean and biased variance (double, outputs): each chunk's moments
+// z = a(x) wt for wt (inputs x outputs), and z's batch mean and biased variance (double,
+// outputs): each chunk's moments
 // around its first pixel are gathered run by run, while the run of z is in cache.
 template <typename T>
-void conv_with_moments(const at::Tensor& x, const at::Tensor& wt, bool relu, at::Tensor& z,
-                       at::Tensor& mean, at::Tensor& var) {
+void conv_with_moments(const at::Tensor& x, const std::vector<T>& wt, int64_t outputs, bool relu,
+                       at::Tensor& z, at::Tensor& mean, at::Tensor& var) {
   const auto& k = nhwc_table<T>();
-  const PixelMap m = map_of(x, wt.size(1));
+  const PixelMap m = map_of(x, outputs);
   std::vector<T> shift(m.chunks * m.outputs);
   std::vector<double> sum(m.chunks * m.outputs, 0.0), sum_squares(sum);
   const T* xp = x.data_ptr<T>();
-  const T* wp = wt.data_ptr<T>();
+  const T* wp = wt.data();
   T* zp = z.data_ptr<T>();
   for_each_pixel_chunk(m.P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
     T* chunk_shift = &shift[t * m.outputs];
@@ -72,12 +73,12 @@ template <typename T>
 at::Tensor forward_typed(AutogradContext* ctx, const FusedInputs& in) {
   const at::Tensor& x = in.x;
   const int64_t outputs = in.conv_weight.size(0);
-  const at::Tensor wt = in.conv_weight.contiguous().view({outputs, -1}).t().contiguous();
+  const std::vector<T> wt = transposed_weight<T>(in.conv_weight);
   at::Tensor z = at::empty({x.size(0), outputs, x.size(2), x.size(3)},
                            x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const at::TensorOptions doubles = x.options().dtype(at::kDouble);
   at::Tensor mean = at::empty({outputs}, doubles), var = at::empty({outputs}, doubles);
-  conv_with_moments<T>(x, wt, in.relu, z, mean, var);
+  conv_with_moments<T>(x, wt, outputs, in.relu, z, mean, var);
   BatchMoments moments;
   const at::Tensor y = normalize_with_moments(z, mean, var, in.bn, ctx != nullptr, &moments);
   if (ctx) {
