@@ -53,9 +53,9 @@ void forward_nhwc(const at::Tensor& x, const at::Tensor& w, at::Tensor& y,
                   const kernels::ConvGeometry& g, bool relu) {
   const auto& k = kernels::nhwc_table<T>();
   const int64_t C = x.size(1), in = g.height * g.width * C, out = g.out_height * g.out_width * C;
-  const std::vector<T> taps = kernels::transposed_weight<T>(w);
+  const at::Tensor taps = kernels::transposed_weight<T>(w);
   const T* xp = x.data_ptr<T>();
-  const T* wp = taps.data();
+  const T* wp = taps.data_ptr<T>();
   T* yp = y.data_ptr<T>();
   kernels::for_each_sample<T>(x.size(0), kernels::nhwc_conv_scratch_elements(g, C),
                               [&](int64_t n, T* scratch) {
@@ -72,10 +72,10 @@ at::Tensor backward_nhwc(const at::Tensor& x, const at::Tensor& w, const at::Ten
   const auto& k = kernels::nhwc_table<T>();
   const int64_t C = x.size(1), in = g.height * g.width * C, out = g.out_height * g.out_width * C;
   const int64_t taps = g.kernel * g.kernel;
-  const std::vector<T> w_taps = kernels::transposed_weight<T>(w);
+  const at::Tensor w_taps = kernels::transposed_weight<T>(w);
   at::Tensor gw_samples = weight_grad ? at::zeros({x.size(0), taps, C}, x.options()) : at::Tensor();
   const T* xp = x.data_ptr<T>();
-  const T* wp = w_taps.data();
+  const T* wp = w_taps.data_ptr<T>();
   const T* gyp = gy.data_ptr<T>();
   T* gxp = gx.data_ptr<T>();
   T* gwp = weight_grad ? gw_samples.data_ptr<T>() : nullptr;

@@ -19,8 +19,8 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
                          const ChannelAffine* input_affine, const at::Tensor& grad) {
   const auto& k = kernels::nhwc_table<T>();
   const int64_t N = x.size(0), C = x.size(1), outputs = pw_weight.size(0);
-  const std::vector<T> taps = kernels::transposed_weight<T>(dw_weight);
-  const std::vector<T> pwt = kernels::transposed_weight<T>(pw_weight);
+  const at::Tensor taps = kernels::transposed_weight<T>(dw_weight);
+  const at::Tensor pwt = kernels::transposed_weight<T>(pw_weight);
   at::Tensor in_scale, in_offset;
   if (input_affine) {
     in_scale = input_affine->scale.to(x.scalar_type()).contiguous();
@@ -34,8 +34,8 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
   kernels::SampleMoments<T> moments(N, outputs, measure);
   const int64_t in = g.height * g.width * C, out_size = g.out_height * g.out_width * outputs;
   const T* xp = x.data_ptr<T>();
-  const T* wp = taps.data();
-  const T* pp = pwt.data();
+  const T* wp = taps.data_ptr<T>();
+  const T* pp = pwt.data_ptr<T>();
   const T* sp = input_affine ? in_scale.data_ptr<T>() : nullptr;
   const T* op = input_affine ? in_offset.data_ptr<T>() : nullptr;
   const T* gp = measure ? grad.data_ptr<T>() : nullptr;

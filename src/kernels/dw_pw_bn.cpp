@@ -56,7 +56,7 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   // An architecture step wants no weight gradients.
   const bool want_x = ctx->needs_input_grad(0), want_dw = ctx->needs_input_grad(1);
   const bool want_pw = ctx->needs_input_grad(2);
-  const std::vector<T> dw_taps = transposed_weight<T>(dw_weight);
+  const at::Tensor dw_taps = transposed_weight<T>(dw_weight);
   const at::Tensor pw = pw_weight.contiguous().view({outputs, C});
   at::Tensor gx = want_x || want_dw ? at::empty_like(x) : at::Tensor();
   // Per-sample partials, summed in sample order: the same sums on any number of threads.
@@ -64,7 +64,7 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   at::Tensor gw_pw = want_pw ? at::zeros({N, outputs * C}, x.options()) : at::Tensor();
   DwPwGrads<T> at_zero;  // sample 0's pointers; sample n's are offset from them
   at_zero.x = x.data_ptr<T>();
-  at_zero.dw = dw_taps.data();
+  at_zero.dw = dw_taps.data_ptr<T>();
   at_zero.pw = pw.data_ptr<T>();
   at_zero.z = z.data_ptr<T>();
   at_zero.gy = gy.data_ptr<T>();

@@ -28,14 +28,14 @@ void forward_typed(const at::Tensor& x, const at::Tensor& w_even, const at::Tens
   const auto& k = kernels::nhwc_table<T>();
   const kernels::ConvGeometry g = reduce_geometry(x);
   const int64_t inputs = x.size(1), even = w_even.size(0), outputs = y.size(1);
-  const std::vector<T> wt_even = kernels::transposed_weight<T>(w_even);
-  const std::vector<T> wt_odd = kernels::transposed_weight<T>(w_odd);
+  const at::Tensor wt_even = kernels::transposed_weight<T>(w_even);
+  const at::Tensor wt_odd = kernels::transposed_weight<T>(w_odd);
   const int64_t in = g.height * g.width * inputs, out = g.out_height * g.out_width * outputs;
   const T* xp = x.data_ptr<T>();
   T* yp = y.data_ptr<T>();
   kernels::for_each_sample(x.size(0), [&](int64_t n) {
-    k.reduce_forward(xp + n * in, wt_even.data(), wt_odd.data(), yp + n * out, inputs, outputs,
-                     even, g);
+    k.reduce_forward(xp + n * in, wt_even.data_ptr<T>(), wt_odd.data_ptr<T>(), yp + n * out, inputs,
+                     outputs, even, g);
   });
 }
 

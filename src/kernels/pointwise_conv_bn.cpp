@@ -39,14 +39,14 @@ PixelMap map_of(const at::Tensor& x, int64_t outputs) {
 // outputs): each chunk's moments
 // around its first pixel are gathered run by run, while the run of z is in cache.
 template <typename T>
-void conv_with_moments(const at::Tensor& x, const std::vector<T>& wt, int64_t outputs, bool relu,
+void conv_with_moments(const at::Tensor& x, const at::Tensor& wt, int64_t outputs, bool relu,
                        at::Tensor& z, at::Tensor& mean, at::Tensor& var) {
   const auto& k = nhwc_table<T>();
   const PixelMap m = map_of(x, outputs);
   std::vector<T> shift(m.chunks * m.outputs);
   std::vector<double> sum(m.chunks * m.outputs, 0.0), sum_squares(sum);
   const T* xp = x.data_ptr<T>();
-  const T* wp = wt.data();
+  const T* wp = wt.data_ptr<T>();
   T* zp = z.data_ptr<T>();
   for_each_pixel_chunk(m.P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
     T* chunk_shift = &shift[t * m.outputs];
@@ -73,7 +73,7 @@ template <typename T>
 at::Tensor forward_typed(AutogradContext* ctx, const FusedInputs& in) {
   const at::Tensor& x = in.x;
   const int64_t outputs = in.conv_weight.size(0);
-  const std::vector<T> wt = transposed_weight<T>(in.conv_weight);
+  const at::Tensor wt = transposed_weight<T>(in.conv_weight);
   at::Tensor z = at::empty({x.size(0), outputs, x.size(2), x.size(3)},
                            x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const at::TensorOptions doubles = x.options().dtype(at::kDouble);
