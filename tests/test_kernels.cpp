@@ -237,6 +237,29 @@ TEST(KernelPool, MaxPoolSpreadsNaNsLikeLibTorch) {
   }
 }
 
+// A NaN input stays NaN through the fused ReLU, as through LibTorch's relu: a poisoned batch
+// must reach the loss, where the search stops or skips it (it did not once 1-channel searches
+// ran channels-last).
+TEST(KernelRelu, FusedReluKeepsNaNsLikeLibTorch) {
+  torch::manual_seed(6);
+  for (bool nhwc : {false, true}) {
+    at::Tensor x = torch::randn({2, 11, 6, 7});
+    x.index_put_({1, 4, 2, 3}, std::nanf(""));
+    x = laid_out(x, nhwc);
+    const at::Tensor relu_x = at::relu(x.contiguous());
+    const at::Tensor pw = torch::randn({5, 11, 1, 1}), dw = torch::randn({11, 1, 3, 3});
+    const std::string what = layout_name(nhwc);
+    if (nhwc) {
+      EXPECT_TRUE(at::equal(at::isnan(native_pointwise_conv2d(x, pw, true)),
+                            at::isnan(at::conv2d(relu_x, pw))))
+          << what << " pointwise";
+    }
+    EXPECT_TRUE(at::equal(at::isnan(native_depthwise_conv2d(x, dw, {1, 1, 1, true})),
+                          at::isnan(at::conv2d(relu_x, dw, {}, 1, 1, 1, 11))))
+        << what << " depthwise";
+  }
+}
+
 TEST(KernelPointwise, FiniteDifferencesInDouble) {
   torch::manual_seed(9);
   for (bool nhwc : {false, true}) {

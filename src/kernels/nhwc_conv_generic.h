@@ -64,7 +64,7 @@ void pad_sample(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu,
         }
       });
     } else if (relu) {
-      for (int64_t e = 0; e < inner; ++e) dst[e] = src[e] > T(0) ? src[e] : T(0);
+      for (int64_t e = 0; e < inner; ++e) dst[e] = src[e] < T(0) ? T(0) : src[e];
     } else {
       for (int64_t e = 0; e < inner; ++e) dst[e] = src[e];
     }

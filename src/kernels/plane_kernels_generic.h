@@ -14,7 +14,7 @@ constexpr int64_t kMaxKernel = 7;
 
 template <typename T>
 inline T relu_value(T v) {
-  return v > T(0) ? v : T(0);
+  return v < T(0) ? T(0) : v;  // a NaN stays NaN, as in LibTorch's relu
 }
 
 // Copies the H x W plane `x` into `out` ((H + 2p) x (W + 2p)) with a border of `fill`.

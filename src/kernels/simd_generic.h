@@ -92,10 +92,11 @@ inline void clear(E* a, int n) {
   for (int i = 0; i < n; ++i) a[i] = E{};
 }
 
+// max(v, 0) with a NaN kept, as LibTorch's relu does (a NaN input must reach the loss).
 template <typename E>
 inline E relu_of(E v) {
   const E zero{};
-  return v > zero ? v : zero;
+  return v < zero ? zero : v;
 }
 
 // out[e] += the e-th lane of a[0..n) as a double, e < n * lanes.
