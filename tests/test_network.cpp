@@ -118,6 +118,31 @@ TEST(NetworkForward, ImageNetShape) {
   EXPECT_FALSE(out.aux_logits.defined());
 }
 
+// The cells get the chosen layout whatever the images' channel count: a 1-channel image is NCHW
+// and channels-last at once, and LibTorch's stem conv made NCHW of it, so every cell of an
+// MNIST-like search ran NCHW.
+TEST(NetworkForward, StemOutputIsInTheChosenLayout) {
+  for (const std::string kind : {"cifar", "imagenet"}) {
+    for (int64_t channels : {1, 3}) {
+      for (bool channels_last : {true, false}) {
+        NetworkOptions o =
+            kind == "cifar" ? small_options(channels, false) : paper_options("imagenet", false);
+        o.input_channels = channels;
+        o.channels_last = channels_last;
+        Network net(load_genotype("DARTS_V2"), o);
+        at::Tensor s0;
+        const at::Tensor s1 = net->stem(torch::randn({2, channels, 32, 32}), &s0, nullptr);
+        const auto layout =
+            channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+        const std::string what = kind + " " + std::to_string(channels) + " channels " +
+                                 (channels_last ? "channels-last" : "nchw");
+        EXPECT_EQ(s1.suggest_memory_format(), layout) << what;
+        EXPECT_EQ(s0.suggest_memory_format(), layout) << what;
+      }
+    }
+  }
+}
+
 TEST(NetworkForward, RejectsWrongInputChannels) {
   Network net(load_genotype("DARTS_V2"), small_options(1, false));
   EXPECT_THROW(net->forward(torch::zeros({2, 3, 28, 28})), Error);

@@ -55,6 +55,22 @@ Alphas make_alphas(uint64_t seed) {
           at::normal(0.0, 1.0, {14, 8}, g).requires_grad_(true)};
 }
 
+// The cells get the chosen layout whatever the images' channel count (a 1-channel image is NCHW
+// and channels-last at once, and LibTorch's stem conv made NCHW of it).
+TEST(Supernet, StemOutputIsInTheChosenLayout) {
+  for (int64_t channels : {1, 3}) {
+    for (bool channels_last : {true, false}) {
+      SupernetOptions o = tiny(channels);
+      o.channels_last = channels_last;
+      Supernet net(o);
+      const at::Tensor s = net->stem(torch::randn({2, channels, 28, 28}));
+      EXPECT_EQ(s.suggest_memory_format(),
+                channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous)
+          << channels << " channels " << (channels_last ? "channels-last" : "nchw");
+    }
+  }
+}
+
 TEST(Supernet, OutputShapes) {
   torch::manual_seed(0);
   auto sampler = egs(4, Granularity::kNode);

@@ -127,7 +127,8 @@ void NetworkImpl::set_drop_path(double drop_prob) {
 
 at::Tensor NetworkImpl::stem(const at::Tensor& images, at::Tensor* s0, MacCounter* counter) {
   auto run = [&](nn::Conv2d& c, const at::Tensor& x) {
-    at::Tensor y = c(x);
+    // In the layout even from a 1-channel image, which LibTorch's conv turns into NCHW.
+    at::Tensor y = in_memory_format(c(x), options_.channels_last);
     if (counter) counter->add_conv(*c, y);
     return y;
   };

@@ -83,9 +83,11 @@ class NetworkImpl : public torch::nn::Module {
   const AuxiliaryHead& auxiliary_head() const { return auxiliary_head_; }
   int auxiliary_layer() const { return 2 * options_.layers / 3; }
 
- private:
+  // The stem's output (the first cell's s1; *s0 its s0), in options().channels_last's layout
+  // whatever the images' channel count; counter (may be null) gains its MACs.
   at::Tensor stem(const at::Tensor& images, at::Tensor* s0, MacCounter* counter);
 
+ private:
   NetworkOptions options_;
   // cifar: stem_conv0_ + stem_bn0_. imagenet: stem0 = conv0, bn0, ReLU, conv1, bn1;
   // stem1 = ReLU, conv2, bn2.

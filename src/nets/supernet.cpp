@@ -47,9 +47,17 @@ SupernetImpl::SupernetImpl(const SupernetOptions& o) : options_(o) {
   set_memory_format(*this, o.channels_last);
 }
 
+at::Tensor SupernetImpl::stem(const at::Tensor& images) {
+  // The conv's output in the layout too: a 1-channel image (and the stem's 1-channel weight) is
+  // NCHW and channels-last at once, and LibTorch's conv then returns NCHW.
+  const bool channels_last = options_.channels_last;
+  return stem_bn_(
+      in_memory_format(stem_conv_(in_memory_format(images, channels_last)), channels_last));
+}
+
 at::Tensor SupernetImpl::forward(const at::Tensor& images, const CellWeights& normal,
                                  const CellWeights& reduce, ExecMode mode) {
-  at::Tensor s0 = stem_bn_(stem_conv_(in_memory_format(images, options_.channels_last)));
+  at::Tensor s0 = stem(images);
   at::Tensor s1 = s0;
   for (auto& cell : cells_) {
     at::Tensor next = cell->forward(s0, s1, cell->reduction() ? reduce : normal, mode);

@@ -30,6 +30,9 @@ class SupernetImpl : public torch::nn::Module {
   explicit SupernetImpl(const SupernetOptions& options);
   at::Tensor forward(const at::Tensor& images, const CellWeights& normal, const CellWeights& reduce,
                      ExecMode mode);
+  // The stem's output, the first cell's inputs: in options().channels_last's layout whatever
+  // the images' channel count.
+  at::Tensor stem(const at::Tensor& images);
   const SupernetOptions& options() const { return options_; }
   CellSpace space() const { return CellSpace{options_.nodes, 8}; }
 
