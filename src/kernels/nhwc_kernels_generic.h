@@ -69,17 +69,6 @@ inline void window_max(const T* x, int64_t C, int64_t c0, const TapRange& r, int
   });
 }
 
-// The input rows a window of output row oh covers: `count` rows from `first` (padding 1, clipped).
-struct WindowRows {
-  int64_t first, count;
-};
-
-inline WindowRows window_rows(int64_t oh, const PoolGeometry& g) {
-  const int64_t top = oh * g.stride - 1;
-  const int64_t first = top < 0 ? 0 : top, end = top + 3 < g.height ? top + 3 : g.height;
-  return {first, end - first};
-}
-
 // Slides the 3x3 window along an output row for one channel block, each input column reduced
 // over the window's rows once (not once per window that holds it): column(w, out) reduces column
 // w, `outside` stands for a column off the input, and emit(ow, left, mid, right) gets the three
@@ -122,26 +111,28 @@ void pool_forward(const T* x, T* y, int64_t C, const PoolGeometry& g, T outside,
                   const Finish& finish) {
   const int64_t row = g.width * C;
   for (int64_t oh = 0; oh < g.out_height; ++oh) {
-    const WindowRows rows = window_rows(oh, g);
-    const T* xr = x + rows.first * row;
+    const TapRange rows = pool_window(oh, 0, g);  // its rows [i0, i1) hold for the whole row
+    const int64_t row_count = rows.i1 - rows.i0;
+    const T* xr = x + (rows.top + rows.i0) * row;
     T* yr = y + oh * g.out_width * C;
     for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
       DATANAS_BLOCK_TYPES(blk);
       const auto column = [&](int64_t w, E* acc) {
         for (int v = 0; v < K; ++v) acc[v] = load<E>(xr + w * C + c0 + v * L);
-        for (int64_t r = 1; r < rows.count; ++r)
+        for (int64_t r = 1; r < row_count; ++r)
           for (int v = 0; v < K; ++v)
             acc[v] = fold(load<E>(xr + r * row + w * C + c0 + v * L), acc[v]);
       };
-      slide_row<E, K>(
-          g, splat<E>(outside), column,
-          [&](int64_t ow, const E* left, const E* mid, const E* right) {
-            const int64_t w = ow * g.stride;
-            const E inside =
-                splat<E>(static_cast<T>(rows.count * (1 + (w > 0) + (w + 1 < g.width))));
-            for (int v = 0; v < K; ++v)
-              store(yr + ow * C + c0 + v * L, finish(left[v], mid[v], right[v], inside));
-          });
+      slide_row<E, K>(g, splat<E>(outside), column,
+                      [&](int64_t ow, const E* left, const E* mid, const E* right) {
+                        // pool_window's column clipping, inline: it runs per output.
+                        const int64_t w = ow * g.stride;
+                        const E inside =
+                            splat<E>(static_cast<T>(row_count * (1 + (w > 0) + (w + 1 < g.width))));
+                        for (int v = 0; v < K; ++v)
+                          store(yr + ow * C + c0 + v * L,
+                                finish(left[v], mid[v], right[v], inside));
+                      });
     });
   }
 }

@@ -121,37 +121,36 @@ void pointwise_range(const T* x, int64_t x_pitch, const T* wt, T* y, int64_t y_p
   }
 }
 
+// pointwise_range over the whole (P, inputs) x, its flags chosen at run time.
+template <typename T, bool STREAM>
+void pointwise_as(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
+                  int64_t end, bool relu_x, const T* gate) {
+  if (relu_x && gate) {
+    pointwise_range<T, true, true, STREAM>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
+                                           gate);
+  } else if (relu_x) {
+    pointwise_range<T, true, false, STREAM>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
+                                            gate);
+  } else if (gate) {
+    pointwise_range<T, false, true, STREAM>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
+                                            gate);
+  } else {
+    pointwise_range<T, false, false, STREAM>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
+                                             gate);
+  }
+}
+
 template <typename T>
 void pointwise(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs, int64_t begin,
                int64_t end, bool relu_x, const T* gate) {
-  if (relu_x && gate) {
-    pointwise_range<T, true, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end, gate);
-  } else if (relu_x) {
-    pointwise_range<T, true, false>(x, inputs, wt, y, outputs, inputs, outputs, begin, end, gate);
-  } else if (gate) {
-    pointwise_range<T, false, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end, gate);
-  } else {
-    pointwise_range<T, false, false>(x, inputs, wt, y, outputs, inputs, outputs, begin, end, gate);
-  }
+  pointwise_as<T, false>(x, wt, y, inputs, outputs, begin, end, relu_x, gate);
 }
 
 // pointwise() writing y with stream_store, for outputs too large to stay in cache.
 template <typename T>
 void pointwise_streamed(const T* x, const T* wt, T* y, int64_t inputs, int64_t outputs,
                         int64_t begin, int64_t end, bool relu_x, const T* gate) {
-  if (relu_x && gate) {
-    pointwise_range<T, true, true, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
-                                         gate);
-  } else if (relu_x) {
-    pointwise_range<T, true, false, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
-                                          gate);
-  } else if (gate) {
-    pointwise_range<T, false, true, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
-                                          gate);
-  } else {
-    pointwise_range<T, false, false, true>(x, inputs, wt, y, outputs, inputs, outputs, begin, end,
-                                           gate);
-  }
+  pointwise_as<T, true>(x, wt, y, inputs, outputs, begin, end, relu_x, gate);
   stream_fence();
 }
 
