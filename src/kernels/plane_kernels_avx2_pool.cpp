@@ -17,9 +17,12 @@ void rows3(const float* a, const float* b, const float* c, float* out, int64_t n
   for (; i < n; ++i) out[i] = scalar(scalar(a[i], b[i]), c[i]);
 }
 
-inline __m256 vmax(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
+// Maxima that keep a NaN of either operand (_mm256_max_ps alone returns b when a is NaN).
+inline __m256 vmax(__m256 a, __m256 b) {
+  return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+}
 inline __m256 vadd(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
-inline float smax(float a, float b) { return b > a ? b : a; }
+inline float smax(float a, float b) { return (b > a || b != b) ? b : a; }
 inline float sadd(float a, float b) { return a + b; }
 
 // Vertical max of the three padded rows of output row oh (stride 1), then horizontal max.

@@ -173,8 +173,13 @@ void max_pool_forward(const T* x, T* y, const PoolGeometry& g, T* scratch) {
     for (int64_t ow = 0; ow < g.out_width; ++ow) {
       const T* base = scratch + oh * s * Wp + ow * s;
       T best = negative_infinity<T>();
-      for (int64_t i = 0; i < 3; ++i)
-        for (int64_t j = 0; j < 3; ++j) best = base[i * Wp + j] > best ? base[i * Wp + j] : best;
+      // A larger value or a NaN replaces the maximum so far, as in LibTorch.
+      for (int64_t i = 0; i < 3; ++i) {
+        for (int64_t j = 0; j < 3; ++j) {
+          const T v = base[i * Wp + j];
+          best = (v > best || v != v) ? v : best;
+        }
+      }
       y[oh * g.out_width + ow] = best;
     }
   }
