@@ -113,9 +113,17 @@ static bool can_normalize_in_place(const at::Tensor& x) {
 double next_momentum(torch::nn::BatchNorm2dImpl& bn) {
   const auto& o = bn.options;
   double factor = o.momentum().value_or(0.0);
-  if (bn.is_training() && o.track_running_stats() && bn.num_batches_tracked.defined()) {
-    bn.num_batches_tracked += 1;
-    if (!o.momentum()) factor = 1.0 / bn.num_batches_tracked.item<double>();
+  at::Tensor& count = bn.num_batches_tracked;
+  if (bn.is_training() && o.track_running_stats() && count.defined()) {
+    if (count.is_cpu() && count.scalar_type() == at::kLong && count.numel() == 1) {
+      // Read and written in place: two LibTorch ops per batch norm and step cost more.
+      int64_t& batches = *count.data_ptr<int64_t>();
+      ++batches;
+      if (!o.momentum()) factor = 1.0 / static_cast<double>(batches);
+    } else {
+      count += 1;
+      if (!o.momentum()) factor = 1.0 / count.item<double>();
+    }
   }
   return factor;
 }

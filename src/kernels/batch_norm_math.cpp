@@ -7,6 +7,32 @@
 namespace datanas {
 namespace kernels {
 
+namespace {
+
+template <typename T>
+void update_running_typed(T* r, const double* batch, int64_t C, double momentum, double scale) {
+  for (int64_t c = 0; c < C; ++c)
+    r[c] =
+        static_cast<T>((1.0 - momentum) * static_cast<double>(r[c]) + momentum * scale * batch[c]);
+}
+
+// running = (1 - momentum) running + momentum * scale * batch (batch: double, C values): a loop
+// where running is a CPU tensor (LibTorch's mul_ and add_ cost more than the arithmetic here).
+void update_running(const at::Tensor& running, const at::Tensor& batch, double momentum,
+                    double scale) {
+  const double* v = batch.data_ptr<double>();
+  const int64_t C = batch.numel();
+  if (running.is_cpu() && running.is_contiguous() && running.scalar_type() == at::kFloat) {
+    update_running_typed(running.data_ptr<float>(), v, C, momentum, scale);
+  } else if (running.is_cpu() && running.is_contiguous() && running.scalar_type() == at::kDouble) {
+    update_running_typed(running.data_ptr<double>(), v, C, momentum, scale);
+  } else {
+    running.mul_(1.0 - momentum).add_(batch.to(running.scalar_type()), momentum * scale);
+  }
+}
+
+}  // namespace
+
 BatchMoments affine_from_moments(const at::Tensor& mean, const at::Tensor& var, int64_t M,
                                  const at::Tensor& weight, const at::Tensor& bias,
                                  const at::Tensor& running_mean, const at::Tensor& running_var,
@@ -16,22 +42,20 @@ BatchMoments affine_from_moments(const at::Tensor& mean, const at::Tensor& var, 
   at::Tensor invstd = at::empty({C}, mean.options());
   scale = at::empty({C}, mean.options());
   offset = at::empty({C}, mean.options());
-  at::Tensor w = present(weight) ? weight.to(at::kDouble).contiguous() : at::Tensor();
-  at::Tensor b = present(bias) ? bias.to(at::kDouble).contiguous() : at::Tensor();
+  const std::vector<double> w = present(weight) ? values_of<double>(weight) : std::vector<double>();
+  const std::vector<double> b = present(bias) ? values_of<double>(bias) : std::vector<double>();
   for (int64_t c = 0; c < C; ++c) {
     const double m = mean.data_ptr<double>()[c];
     const double is = 1.0 / std::sqrt(var.data_ptr<double>()[c] + eps);
-    const double s = is * (w.defined() ? w.data_ptr<double>()[c] : 1.0);
+    const double s = is * (w.empty() ? 1.0 : w[c]);
     invstd.data_ptr<double>()[c] = is;
     scale.data_ptr<double>()[c] = s;
-    offset.data_ptr<double>()[c] = (b.defined() ? b.data_ptr<double>()[c] : 0.0) - m * s;
+    offset.data_ptr<double>()[c] = (b.empty() ? 0.0 : b[c]) - m * s;
   }
-  if (present(running_mean)) {
-    running_mean.mul_(1.0 - momentum).add_(mean.to(running_mean.scalar_type()), momentum);
-  }
+  if (present(running_mean)) update_running(running_mean, mean, momentum, 1.0);
   if (present(running_var)) {
     const double unbias = static_cast<double>(M) / static_cast<double>(M - 1);
-    running_var.mul_(1.0 - momentum).add_(var.to(running_var.scalar_type()), momentum * unbias);
+    update_running(running_var, var, momentum, unbias);
   }
   return {mean, invstd};
 }
@@ -41,11 +65,11 @@ NormalizeBackwardMap normalize_backward_map(const std::vector<double>& sum_g,
                                             const at::Tensor& weight, const double* mean,
                                             const double* invstd, double M) {
   const size_t C = sum_g.size();
-  const at::Tensor w = present(weight) ? weight.to(at::kDouble).contiguous() : at::Tensor();
+  const std::vector<double> w = present(weight) ? values_of<double>(weight) : std::vector<double>();
   NormalizeBackwardMap map{std::vector<double>(C), std::vector<double>(C), std::vector<double>(C),
                            std::vector<double>(C), std::vector<double>(C)};
   for (size_t c = 0; c < C; ++c) {
-    const double g = w.defined() ? w.data_ptr<double>()[c] : 1.0;
+    const double g = w.empty() ? 1.0 : w[c];
     const double is = invstd[c];
     map.a[c] = g * is;
     map.b[c] = -g * is * is * is * sum_g_centered[c] / M;

@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "kernels/batch_norm_math.h"
 #include "kernels/layout.h"
 #include "kernels/sample_moments.h"
 #include "util/error.h"
@@ -21,10 +22,10 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
   const int64_t N = x.size(0), C = x.size(1), outputs = pw_weight.size(0);
   const at::Tensor taps = kernels::transposed_weight<T>(dw_weight);
   const at::Tensor pwt = kernels::transposed_weight<T>(pw_weight);
-  at::Tensor in_scale, in_offset;
+  std::vector<T> in_scale, in_offset;
   if (input_affine) {
-    in_scale = input_affine->scale.to(x.scalar_type()).contiguous();
-    in_offset = input_affine->offset.to(x.scalar_type()).contiguous();
+    in_scale = kernels::values_of<T>(input_affine->scale);
+    in_offset = kernels::values_of<T>(input_affine->offset);
   }
   const bool measure = grad.defined();
   DwPwOutput out;
@@ -36,8 +37,8 @@ DwPwOutput forward_typed(const at::Tensor& x, const at::Tensor& dw_weight,
   const T* xp = x.data_ptr<T>();
   const T* wp = taps.data_ptr<T>();
   const T* pp = pwt.data_ptr<T>();
-  const T* sp = input_affine ? in_scale.data_ptr<T>() : nullptr;
-  const T* op = input_affine ? in_offset.data_ptr<T>() : nullptr;
+  const T* sp = input_affine ? in_scale.data() : nullptr;
+  const T* op = input_affine ? in_offset.data() : nullptr;
   const T* gp = measure ? grad.data_ptr<T>() : nullptr;
   T* zp = measure ? nullptr : out.z.data_ptr<T>();
   kernels::for_each_sample<T>(
