@@ -1,8 +1,9 @@
 // Deferred terms (nets/deferred_terms.h): the ops an architecture step weighs by 0 are measured in
 // the backward pass instead of being run in the forward pass. Measured sep/dil convs and pools
 // equal the inner product with their output; the autograd node routes those measures to the
-// weights; and an edge gives the dense edge's output and weight gradient while running no
-// unselected op before the backward pass.
+// weights; an edge gives the dense edge's output and weight gradient while running no
+// unselected op before the backward pass; and a node's edges combined in one weighted sum give
+// what their outputs summed one by one give.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -197,6 +198,57 @@ TEST(DeferredTerms, ArchitectureEdgeMatchesDenseAndRunsUnselectedOpsOnlyInBackwa
       EXPECT_GT((grads[1] != 0).sum().item<int64_t>(), 5) << what;
     }
   }
+}
+
+// A node's three edges in an architecture step (selected ops, deferred ones, an edge with only
+// deferred ones): combine_edges (one native weighted sum over the node's rows end to end, the
+// inputs fanned out) gives the output and weight gradients of the edge outputs added one by one.
+TEST(DeferredTerms, CombinedEdgesMatchEdgeOutputsAddedOneByOne) {
+  const std::vector<std::vector<uint8_t>> selected = {
+      {0, 1, 0, 0, 1, 0, 0, 0}, {0, 0, 0, 1, 0, 0, 1, 1}, {0, 0, 0, 0, 0, 0, 0, 0}};
+  torch::manual_seed(32);
+  std::vector<MixedOp> edges;
+  std::vector<at::Tensor> inputs;
+  for (int e = 0; e < 3; ++e) {
+    edges.emplace_back(5, 1, KernelBackend::kNative);
+    edges.back()->train();
+    inputs.push_back(laid_out(torch::randn({3, 5, 8, 8}), true).requires_grad_(true));
+  }
+  const at::Tensor alpha = torch::randn({3, 8}).requires_grad_(true);
+  const at::Tensor up = torch::randn({3, 5, 8, 8});
+  std::vector<at::Tensor> outputs, alpha_grads, input_grads;
+  for (bool combined : {false, true}) {
+    std::vector<at::Tensor> rows;
+    for (int e = 0; e < 3; ++e) rows.push_back(straight_through_row(alpha[e], selected[e]));
+    const at::Tensor table = at::stack(rows);
+    at::Tensor y;
+    if (combined) {
+      std::vector<StateReaders> readers;
+      std::vector<EdgeTerms> terms;
+      for (int e = 0; e < 3; ++e) {
+        readers.emplace_back(inputs[e], 2, KernelBackend::kNative);  // one alias left unused
+        terms.push_back(
+            edges[e]->terms(readers.back(), table[e], selected[e].data(), ExecMode::kArchitecture));
+      }
+      y = combine_edges(terms, table.reshape({-1}), KernelBackend::kNative);
+    } else {
+      for (int e = 0; e < 3; ++e) {
+        const at::Tensor out =
+            edges[e]->forward(inputs[e], table[e], selected[e].data(), ExecMode::kArchitecture);
+        y = y.defined() ? y + out : out;
+      }
+    }
+    outputs.push_back(y.detach());
+    // Input 2 reaches y only through deferred terms, which weigh 0: no gradient.
+    const auto grads = torch::autograd::grad({(y * up).sum()}, {alpha, inputs[0], inputs[1]});
+    alpha_grads.push_back(grads[0]);
+    input_grads.push_back(at::cat({grads[1].reshape(-1), grads[2].reshape(-1)}));
+    EXPECT_GT((grads[0][2] != 0).sum().item<int64_t>(), 4);  // edge 2 measured all the same
+  }
+  EXPECT_LE(relative_error(outputs[1], outputs[0]), 1e-6);
+  EXPECT_LE(relative_error(alpha_grads[1], alpha_grads[0]), 1e-5);
+  EXPECT_LE(relative_error(input_grads[1], input_grads[0]), 1e-6);
+  EXPECT_GT((alpha_grads[1] != 0).sum().item<int64_t>(), 16);
 }
 
 }  // namespace

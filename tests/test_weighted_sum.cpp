@@ -1,13 +1,16 @@
 // The native mixture of a supernet edge (kernels/weighted_sum.h) against LibTorch's expression:
 // output, value gradients and weight gradients in both layouts, finite differences in double,
-// and the cases it must refuse.
+// and the cases it must refuse; the fan-out of a state to its readers (kernels/fan_out.h)
+// against autograd's own summing.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "kernel_checks.h"
+#include "kernels/fan_out.h"
 #include "kernels/weighted_sum.h"
 #include "util/error.h"
 
@@ -97,6 +100,53 @@ TEST(KernelWeightedSum, RefusesWhatItCannotSum) {
   EXPECT_TRUE(can_weight_natively({a, a * 2}));
   EXPECT_THROW(native_weighted_sum({a}, torch::rand({8}), {8}), Error);     // index out of range
   EXPECT_THROW(native_weighted_sum({a, a}, torch::rand({8}), {0}), Error);  // one index short
+}
+
+// Readers of a fanned-out x, each through its own alias: x's gradient is the sum of theirs, as
+// when every reader takes x itself; unused aliases add nothing. 20 readers take more than one
+// summing pass (kMaxWeightedTerms terms each).
+TEST(KernelFanOut, GradientIsTheSumOfTheReadersGradients) {
+  torch::manual_seed(13);
+  for (auto dtype : {torch::kFloat, torch::kDouble}) {
+    for (bool nhwc : {false, true}) {
+      for (int64_t readers : {2, 5, 20}) {
+        const at::Tensor x0 = laid_out(torch::randn({2, 9, 5, 7}, dtype), nhwc);
+        std::vector<at::Tensor> ups;
+        for (int64_t r = 0; r < readers; ++r) ups.push_back(torch::randn({2, 9, 5, 7}, dtype));
+        // Reader r: sin(x) * up_r, r odd; x * up_r, r even; the last alias stays unused.
+        const auto loss = [&](const std::function<at::Tensor(int64_t)>& read) {
+          at::Tensor sum = at::zeros({}, dtype);
+          for (int64_t r = 0; r + 1 < readers; ++r) {
+            const at::Tensor in = read(r);
+            sum = sum + ((r % 2 ? in.sin() : in) * ups[r]).sum();
+          }
+          return sum;
+        };
+        const at::Tensor x = x0.detach().requires_grad_(true);
+        const std::vector<at::Tensor> aliases = native_fan_out(x, readers);
+        ASSERT_EQ(static_cast<int64_t>(aliases.size()), readers);
+        EXPECT_EQ(aliases[0].data_ptr(), x.data_ptr());  // an alias, not a copy
+        loss([&](int64_t r) { return aliases[r]; }).backward();
+        const at::Tensor plain = x0.detach().requires_grad_(true);
+        loss([&](int64_t) { return plain; }).backward();
+        const std::string what = layout_name(nhwc) + std::to_string(readers) + " readers " +
+                                 (dtype == torch::kFloat ? "float" : "double");
+        expect_layout(x.grad(), nhwc, what);
+        EXPECT_LE(relative_error(x.grad(), plain.grad()), dtype == torch::kFloat ? 1e-6 : 1e-14)
+            << what;
+      }
+    }
+  }
+}
+
+TEST(KernelFanOut, RefusesWhatItCannotFanOut) {
+  const at::Tensor x = torch::randn({2, 3, 4, 5});
+  EXPECT_FALSE(can_fan_out(x));  // no gradient wanted
+  EXPECT_FALSE(can_fan_out(torch::ones({2, 3}, torch::kLong)));
+  EXPECT_FALSE(can_fan_out(x.transpose(2, 3).requires_grad_(true)));  // strided
+  EXPECT_TRUE(can_fan_out(x.detach().requires_grad_(true)));
+  EXPECT_THROW(native_fan_out(x, 2), Error);
+  EXPECT_THROW(native_fan_out(x.detach().requires_grad_(true), 0), Error);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Element-wise kernels over flat ranges of same-layout tensors, behind the native mixture of a
 // supernet edge (weighted_sum.h): the weighted sum of the op outputs and, backward, the dot
-// product of each output with the upstream gradient. Built like nhwc_kernels.h: AVX2 + FMA for
+// product of each output with the upstream gradient and each output's gradient; the same sum
+// adds the gradients of a tensor's consumers (fan_out.h). Built like nhwc_kernels.h: AVX2 + FMA for
 // float where the CPU has it, portable otherwise and for double.
 #pragma once
 #include <cstdint>
@@ -9,6 +10,7 @@ namespace datanas {
 namespace kernels {
 
 constexpr int kMaxWeightedTerms = 16;
+constexpr int64_t kFlatChunk = 16384;  // elements per parallel task of the callers
 
 template <typename T>
 struct FlatKernels {
@@ -18,6 +20,9 @@ struct FlatKernels {
   // dots[k] += sum_e values[k][e] g[e] over [begin, end).
   void (*dots)(const T* const* values, int count, const T* g, double* dots, int64_t begin,
                int64_t end);
+  // out[k][e] = w[k] g[e] over [begin, end), for count <= kMaxWeightedTerms outputs.
+  void (*scaled_copies)(const T* g, const T* w, int count, T* const* out, int64_t begin,
+                        int64_t end);
 };
 
 namespace portable {
@@ -31,6 +36,18 @@ const FlatKernels<float>& flat_kernels_f32();  // call only where the CPU has AV
 
 const FlatKernels<float>& best_flat_kernels_f32();
 inline const FlatKernels<double>& best_flat_kernels_f64() { return portable::flat_kernels_f64(); }
+
+// The best table for T (float or double).
+template <typename T>
+const FlatKernels<T>& best_flat_kernels();
+template <>
+inline const FlatKernels<float>& best_flat_kernels<float>() {
+  return best_flat_kernels_f32();
+}
+template <>
+inline const FlatKernels<double>& best_flat_kernels<double>() {
+  return best_flat_kernels_f64();
+}
 
 }  // namespace kernels
 }  // namespace datanas

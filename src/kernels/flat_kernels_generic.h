@@ -51,10 +51,24 @@ void dots(const T* const* values, int count, const T* g, double* out, int64_t be
 }
 
 template <typename T>
+void scaled_copies(const T* g, const T* w, int count, T* const* out, int64_t begin, int64_t end) {
+  using V = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::lanes;
+  for (int k = 0; k < count; ++k) {
+    const V wv = splat<V>(w[k]);
+    T* o = out[k];
+    int64_t e = begin;
+    for (; e + L <= end; e += L) store(o + e, wv * load<V>(g + e));
+    for (; e < end; ++e) o[e] = w[k] * g[e];
+  }
+}
+
+template <typename T>
 FlatKernels<T> generic_flat_table() {
   FlatKernels<T> t;
   t.weighted_sum = weighted_sum<T>;
   t.dots = dots<T>;
+  t.scaled_copies = scaled_copies<T>;
   return t;
 }
 

@@ -12,19 +12,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-constexpr int64_t kChunk = 16384;  // elements per task
-
-template <typename T>
-const kernels::FlatKernels<T>& flat_table();
-template <>
-const kernels::FlatKernels<float>& flat_table<float>() {
-  return kernels::best_flat_kernels_f32();
-}
-template <>
-const kernels::FlatKernels<double>& flat_table<double>() {
-  return kernels::best_flat_kernels_f64();
-}
-
 template <typename T>
 std::vector<const T*> pointers(at::TensorList values) {
   std::vector<const T*> out;
@@ -40,33 +27,50 @@ std::vector<T> gathered(const at::Tensor& w, const std::vector<int64_t>& index) 
   return out;
 }
 
+std::vector<int64_t> pick(const std::vector<int64_t>& index, const std::vector<int64_t>& at) {
+  std::vector<int64_t> out;
+  for (int64_t j : at) out.push_back(index[j]);
+  return out;
+}
+
 template <typename T>
 void sum_typed(at::TensorList values, const std::vector<T>& w, at::Tensor& y) {
-  const auto& k = flat_table<T>();
+  const auto& k = kernels::best_flat_kernels<T>();
   const std::vector<const T*> v = pointers<T>(values);
   T* yp = y.data_ptr<T>();
   const int count = static_cast<int>(v.size());
-  kernels::for_each_pixel_chunk(y.numel(), kChunk, [&](int64_t, int64_t b, int64_t e) {
+  kernels::for_each_pixel_chunk(y.numel(), kernels::kFlatChunk, [&](int64_t, int64_t b, int64_t e) {
     k.weighted_sum(v.data(), w.data(), count, yp, b, e);
   });
 }
 
-// Per-chunk partial dot products, summed in chunk order (independent of the thread count).
+// Per-chunk partial dot products <values[j], g>, summed in chunk order (independent of the
+// thread count); with `out`, out[j] = w[j] g in the same pass, while each chunk of g is in cache.
 template <typename T>
-std::vector<double> dots_typed(at::TensorList values, const at::Tensor& g) {
-  const auto& k = flat_table<T>();
+std::vector<double> dots_typed(at::TensorList values, const at::Tensor& g, const std::vector<T>& w,
+                               std::vector<at::Tensor>* out) {
+  const auto& k = kernels::best_flat_kernels<T>();
   const std::vector<const T*> v = pointers<T>(values);
   const int64_t n = g.numel(), count = static_cast<int64_t>(v.size());
-  const int64_t tasks = (n + kChunk - 1) / kChunk;
-  std::vector<double> parts(tasks * count, 0.0);
+  const int64_t tasks = (n + kernels::kFlatChunk - 1) / kernels::kFlatChunk;
+  std::vector<double> parts(values.empty() ? 0 : tasks * count, 0.0);
+  std::vector<T*> outs;
+  if (out)
+    for (const at::Tensor& o : *out) outs.push_back(o.data_ptr<T>());
   const T* gp = g.data_ptr<T>();
-  kernels::for_each_pixel_chunk(n, kChunk, [&](int64_t t, int64_t b, int64_t e) {
-    k.dots(v.data(), static_cast<int>(count), gp, &parts[t * count], b, e);
+  kernels::for_each_pixel_chunk(n, kernels::kFlatChunk, [&](int64_t t, int64_t b, int64_t e) {
+    if (out) k.scaled_copies(gp, w.data(), static_cast<int>(outs.size()), outs.data(), b, e);
+    if (!values.empty()) k.dots(v.data(), static_cast<int>(count), gp, &parts[t * count], b, e);
   });
-  std::vector<double> out(count, 0.0);
-  for (int64_t t = 0; t < tasks; ++t)
-    for (int64_t j = 0; j < count; ++j) out[j] += parts[t * count + j];
-  return out;
+  std::vector<double> sums(count, 0.0);
+  for (int64_t t = 0; t < tasks && count > 0; ++t)
+    for (int64_t j = 0; j < count; ++j) sums[j] += parts[t * count + j];
+  return sums;
+}
+
+template <typename T>
+std::vector<double> dots_typed(at::TensorList values, const at::Tensor& g) {
+  return dots_typed<T>(values, g, {}, nullptr);
 }
 
 struct WeightedSumFunction : public torch::autograd::Function<WeightedSumFunction> {
@@ -93,12 +97,23 @@ struct WeightedSumFunction : public torch::autograd::Function<WeightedSumFunctio
     const std::vector<int64_t> index = ctx->saved_data["index"].toIntVector();
     const size_t count = saved.size();
     const at::Tensor g = grads[0].contiguous(saved[0].suggest_memory_format());
+    // The values' gradients w[index[j]] g and the dots <values[j], g> in one pass.
+    std::vector<at::Tensor> value_grads;
+    std::vector<int64_t> scaled;  // the j whose gradient is wanted
+    for (size_t j = 0; j < count; ++j) {
+      if (!ctx->needs_input_grad(j)) continue;
+      scaled.push_back(static_cast<int64_t>(j));
+      value_grads.push_back(at::empty_like(g));
+    }
+    const bool weight_grad = ctx->needs_input_grad(count);
+    const at::TensorList dotted = weight_grad ? at::TensorList(saved) : at::TensorList();
+    const std::vector<double> d =
+        g.scalar_type() == at::kFloat
+            ? dots_typed<float>(dotted, g, gathered<float>(w, pick(index, scaled)), &value_grads)
+            : dots_typed<double>(dotted, g, gathered<double>(w, pick(index, scaled)), &value_grads);
     variable_list out(count + 2);
-    for (size_t j = 0; j < count; ++j)
-      if (ctx->needs_input_grad(j)) out[j] = g * w[index[j]];
-    if (ctx->needs_input_grad(count)) {
-      const std::vector<double> d = g.scalar_type() == at::kFloat ? dots_typed<float>(saved, g)
-                                                                  : dots_typed<double>(saved, g);
+    for (size_t s = 0; s < scaled.size(); ++s) out[scaled[s]] = value_grads[s];
+    if (weight_grad) {
       at::Tensor gw = at::zeros({w.numel()}, at::kDouble);
       for (size_t j = 0; j < count; ++j) gw.data_ptr<double>()[index[j]] += d[j];
       out[count] = gw.to(w.scalar_type()).view(w.sizes());

@@ -8,33 +8,11 @@
 #include <vector>
 
 #include "kernels/kernel_backend.h"
+#include "nets/mixed_op.h"
 #include "space/cell_space.h"
 #include "space/cell_weights.h"
 
 namespace datanas {
-
-class MixedOpImpl : public torch::nn::Module {
- public:
-  MixedOpImpl(int64_t channels, int64_t stride, KernelBackend kernels = KernelBackend::kTorch);
-  // `row` is the (ops) weight row of this edge. Outside kDense, an edge none of whose ops
-  // contributes returns an undefined tensor (its output is zero): callers skip it. With native
-  // kernels the weighted sum of the op outputs is one kernel (kernels/weighted_sum.h). In
-  // kArchitecture, unselected ops whose weight is exactly 0 are deferred terms
-  // (nets/deferred_terms.h): measured in the backward pass, never stored.
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& row, const uint8_t* selected,
-                     ExecMode mode);
-  // The zero output this edge gives for input `x`.
-  at::Tensor zero_output(const at::Tensor& x);
-
- private:
-  // sum_j row[index[j]] * values[j]; undefined without values.
-  at::Tensor weighted_sum(const std::vector<at::Tensor>& values, const at::Tensor& row,
-                          const std::vector<int64_t>& index);
-
-  KernelBackend kernels_;
-  std::vector<torch::nn::AnyModule> ops_;
-};
-TORCH_MODULE(MixedOp);
 
 struct SearchCellOptions {
   CellSpace space;
