@@ -20,22 +20,22 @@ struct DeferredTermsFunction : public torch::autograd::Function<DeferredTermsFun
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    at::Tensor gw;
+    at::Tensor gw, gy = grads[0];
     if (ctx->needs_input_grad(1)) {
       const auto terms =
           c10::static_intrusive_pointer_cast<DeferredTerms>(ctx->saved_data["terms"].toCapsule());
       const at::Tensor w = ctx->saved_data["w"].toTensor();
       at::Tensor dots = at::zeros(w.sizes(), at::kDouble);  // not a view: it may become a .grad
       // One copy into y's layout (the gradient of a concatenation's slice is strided), not one
-      // per term.
-      const at::Tensor g =
-          grads[0].contiguous(static_cast<at::MemoryFormat>(ctx->saved_data["layout"].toInt()));
+      // per term; passed on, so the terms of a node's other edges, attached to the same sum,
+      // find it laid out already.
+      gy = gy.contiguous(static_cast<at::MemoryFormat>(ctx->saved_data["layout"].toInt()));
       at::NoGradGuard no_grad;
       for (size_t j = 0; j < terms->index.size(); ++j)
-        dots.data_ptr<double>()[terms->index[j]] += terms->measure(j, g);
+        dots.data_ptr<double>()[terms->index[j]] += terms->measure(j, gy);
       gw = dots.to(w.options());
     }
-    return {grads[0], gw, at::Tensor()};
+    return {gy, gw, at::Tensor()};
   }
 };
 
