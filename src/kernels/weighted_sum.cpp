@@ -47,8 +47,8 @@ void sum_typed(at::TensorList values, const std::vector<T>& w, at::Tensor& y) {
 // Per-chunk partial dot products <values[j], g>, summed in chunk order (independent of the
 // thread count); with `out`, out[j] = w[j] g in the same pass, while each chunk of g is in cache.
 template <typename T>
-std::vector<double> dots_typed(at::TensorList values, const at::Tensor& g, const std::vector<T>& w,
-                               std::vector<at::Tensor>* out) {
+std::vector<double> scale_and_dot(at::TensorList values, const at::Tensor& g,
+                                  const std::vector<T>& w, std::vector<at::Tensor>* out) {
   const auto& k = kernels::best_flat_kernels<T>();
   const std::vector<const T*> v = pointers<T>(values);
   const int64_t n = g.numel(), count = static_cast<int64_t>(v.size());
@@ -70,7 +70,7 @@ std::vector<double> dots_typed(at::TensorList values, const at::Tensor& g, const
 
 template <typename T>
 std::vector<double> dots_typed(at::TensorList values, const at::Tensor& g) {
-  return dots_typed<T>(values, g, {}, nullptr);
+  return scale_and_dot<T>(values, g, {}, nullptr);
 }
 
 struct WeightedSumFunction : public torch::autograd::Function<WeightedSumFunction> {
@@ -109,8 +109,9 @@ struct WeightedSumFunction : public torch::autograd::Function<WeightedSumFunctio
     const at::TensorList dotted = weight_grad ? at::TensorList(saved) : at::TensorList();
     const std::vector<double> d =
         g.scalar_type() == at::kFloat
-            ? dots_typed<float>(dotted, g, gathered<float>(w, pick(index, scaled)), &value_grads)
-            : dots_typed<double>(dotted, g, gathered<double>(w, pick(index, scaled)), &value_grads);
+            ? scale_and_dot<float>(dotted, g, gathered<float>(w, pick(index, scaled)), &value_grads)
+            : scale_and_dot<double>(dotted, g, gathered<double>(w, pick(index, scaled)),
+                                    &value_grads);
     variable_list out(count + 2);
     for (size_t s = 0; s < scaled.size(); ++s) out[scaled[s]] = value_grads[s];
     if (weight_grad) {
