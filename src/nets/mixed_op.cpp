@@ -48,7 +48,7 @@ at::Tensor weighted_values(const std::vector<EdgeTerms>& edges, const at::Tensor
                            KernelBackend kernels) {
   std::vector<at::Tensor> values;
   std::vector<int64_t> index;
-  const EdgeTerms* only = nullptr;  // the edge with values, while there is one
+  const EdgeTerms* only = nullptr;  // the last edge with values (the one, if with_values is 1)
   int with_values = 0;
   for (size_t i = 0; i < edges.size(); ++i) {
     const EdgeTerms& edge = edges[i];
