@@ -65,12 +65,10 @@ DwPwOutput fused_block(const at::Tensor& input, const at::Tensor& dw_weight,
       (input_affine->scale.numel() != x.size(1) || input_affine->offset.numel() != x.size(1)))
     throw Error("dw-pw block: expected an input affine map of one value per channel");
   at::Tensor gc;
-  if (grad.defined()) {
-    const std::vector<int64_t> z_sizes = {x.size(0), pw_weight.size(0), g.out_height, g.out_width};
-    if (grad.sizes() != at::IntArrayRef(z_sizes) || grad.scalar_type() != x.scalar_type())
-      throw Error("dw-pw block: expected a gradient of the block output's shape and dtype");
-    gc = grad.contiguous(at::MemoryFormat::ChannelsLast);
-  }
+  if (grad.defined())
+    gc = kernels::measured_gradient(
+        grad, {x.size(0), pw_weight.size(0), g.out_height, g.out_width}, x.scalar_type(),
+        "dw-pw block: expected a gradient of the block output's shape and dtype");
   if (x.scalar_type() == at::kFloat)
     return forward_typed<float>(x, dw_weight, pw_weight, g, input_affine, gc);
   return forward_typed<double>(x, dw_weight, pw_weight, g, input_affine, gc);

@@ -36,8 +36,8 @@ PixelMap map_of(const at::Tensor& x, int64_t outputs) {
 }
 
 // z = a(x) wt for wt (inputs x outputs), and z's batch mean and biased variance (double,
-// outputs): each chunk's moments
-// around its first pixel are gathered run by run, while the run of z is in cache.
+// outputs): each chunk's moments around its first pixel are gathered run by run, while the run
+// of z is in cache.
 template <typename T>
 void conv_with_moments(const at::Tensor& x, const at::Tensor& wt, int64_t outputs, bool relu,
                        at::Tensor& z, at::Tensor& mean, at::Tensor& var) {

@@ -151,11 +151,9 @@ BlockMoments native_pool_measure(const at::Tensor& x, int64_t stride, bool max,
   if (!can_measure_pool(x))
     throw Error("3x3 pool measure: expected a channels-last float/double CPU input, autograd off");
   const FusedInputs in = checked(x, stride, max, BatchNormArgs{});
-  const std::vector<int64_t> sizes = {x.size(0), x.size(1), in.g.out_height, in.g.out_width};
-  if (!grad.defined() || grad.sizes() != at::IntArrayRef(sizes) ||
-      grad.scalar_type() != x.scalar_type())
-    throw Error("3x3 pool measure: expected a gradient of the pooled output's shape and dtype");
-  const at::Tensor g = grad.contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor g = measured_gradient(
+      grad, {x.size(0), x.size(1), in.g.out_height, in.g.out_width}, x.scalar_type(),
+      "3x3 pool measure: expected a gradient of the pooled output's shape and dtype");
   return x.scalar_type() == at::kFloat ? pool_with_moments<float>(in, nullptr, g)
                                        : pool_with_moments<double>(in, nullptr, g);
 }

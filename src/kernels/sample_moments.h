@@ -9,9 +9,18 @@
 #include "kernels/batch_norm.h"
 #include "kernels/batch_norm_math.h"
 #include "kernels/nhwc_kernels.h"
+#include "util/error.h"
 
 namespace datanas {
 namespace kernels {
+
+// A measured block's output gradient, channels-last: defined, of the block output's `sizes` and
+// of `dtype`; else throws `message`.
+inline at::Tensor measured_gradient(const at::Tensor& grad, at::IntArrayRef sizes,
+                                    at::ScalarType dtype, const char* message) {
+  if (!grad.defined() || grad.sizes() != sizes || grad.scalar_type() != dtype) throw Error(message);
+  return grad.contiguous(at::MemoryFormat::ChannelsLast);
+}
 
 template <typename T>
 class SampleMoments {
