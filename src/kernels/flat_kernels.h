@@ -1,8 +1,9 @@
 // Element-wise kernels over flat ranges of same-layout tensors, behind the native mixture of a
 // supernet edge (weighted_sum.h): the weighted sum of the op outputs and, backward, the dot
 // product of each output with the upstream gradient and each output's gradient; the same sum
-// adds the gradients of a tensor's consumers (fan_out.h). Built like nhwc_kernels.h: AVX2 + FMA for
-// float where the CPU has it, portable otherwise and for double.
+// adds the gradients of a tensor's consumers (fan_out.h); and the SGD step (sgd_step.h). Built
+// like nhwc_kernels.h: AVX2 + FMA for float where the CPU has it, portable otherwise and for
+// double.
 #pragma once
 #include <cstdint>
 
@@ -11,6 +12,14 @@ namespace kernels {
 
 constexpr int kMaxWeightedTerms = 16;
 constexpr int64_t kFlatChunk = 16384;  // elements per parallel task of the callers
+
+// One parameter's SGD step in T: d = g + weight_decay p; buf = momentum buf + keep d (or d, a
+// fresh buffer); d = d + momentum buf (Nesterov) or buf; p += step d.
+template <typename T>
+struct SgdCoefficients {
+  T weight_decay, momentum, keep, step;
+  bool decay, with_momentum, nesterov, fresh;
+};
 
 template <typename T>
 struct FlatKernels {
@@ -23,6 +32,11 @@ struct FlatKernels {
   // out[k][e] = w[k] g[e] over [begin, end), for count <= kMaxWeightedTerms outputs.
   void (*scaled_copies)(const T* g, const T* w, int count, T* const* out, int64_t begin,
                         int64_t end);
+  // The SGD step over [begin, end) (buf unused without momentum) in LibTorch's arithmetic: each
+  // of its adds with a scale is one fused multiply-add where its kernels have FMA (the AVX2
+  // table), and two roundings where not (portable), so the float numbers are LibTorch's.
+  void (*sgd_update)(T* p, const T* g, T* buf, int64_t begin, int64_t end,
+                     const SgdCoefficients<T>& c);
 };
 
 namespace portable {

@@ -1,6 +1,7 @@
 // The flat kernels of flat_kernels.h, included by the portable and the AVX2 kernel files (each
 // gets its own copy, internal linkage).
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/flat_kernels.h"
@@ -63,12 +64,37 @@ void scaled_copies(const T* g, const T* w, int count, T* const* out, int64_t beg
   }
 }
 
+// a * b + c as LibTorch's vector kernels compute it: fused where this file is built for FMA.
+template <typename T>
+T scaled_add(T a, T b, T c) {
+#ifdef __FMA__
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+template <typename T>
+void sgd_update(T* p, const T* g, T* buf, int64_t begin, int64_t end, const SgdCoefficients<T>& c) {
+  for (int64_t e = begin; e < end; ++e) {
+    T d = c.decay ? scaled_add(c.weight_decay, p[e], g[e]) : g[e];
+    if (c.with_momentum) {
+      // The product is rounded before the add, as LibTorch's mul_ then add_ do.
+      const T b = c.fresh ? d : scaled_add(c.keep, d, static_cast<T>(buf[e] * c.momentum));
+      buf[e] = b;
+      d = c.nesterov ? scaled_add(c.momentum, b, d) : b;
+    }
+    p[e] = scaled_add(c.step, d, p[e]);
+  }
+}
+
 template <typename T>
 FlatKernels<T> generic_flat_table() {
   FlatKernels<T> t;
   t.weighted_sum = weighted_sum<T>;
   t.dots = dots<T>;
   t.scaled_copies = scaled_copies<T>;
+  t.sgd_update = sgd_update<T>;
   return t;
 }
 

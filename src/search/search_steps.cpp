@@ -3,10 +3,10 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 #include <torch/nn/functional/loss.h>
-#include <torch/nn/utils/clip_grad.h>
 
 #include <cmath>
 
+#include "kernels/sgd_step.h"
 #include "sample/adc.h"
 #include "util/error.h"
 #include "util/finite.h"
@@ -53,9 +53,11 @@ StepResult summarise(const Forward& f, const Batch& batch, const at::Device& dev
 // the alphas or the optimisers' moments.
 void clip_weight_gradients(StepContext& c) {
   check_finite_norm(
-      torch::nn::utils::clip_grad_norm_(c.state.model->parameters(), c.options.grad_clip),
+      clip_grad_norm(c.state.model->parameters(), c.options.grad_clip, c.options.net.kernels),
       "weight gradient norm");
 }
+
+void step_weights(StepContext& c) { sgd_step(*c.state.weight_optimizer, c.options.net.kernels); }
 
 void check_alpha_gradients(StepContext& c) {
   check_finite_gradients({c.state.alpha_normal, c.state.alpha_reduce}, "alpha gradient");
@@ -96,7 +98,7 @@ StepResult weight_step(StepContext& c, const Batch& batch, at::Generator& genera
   c.state.weight_optimizer->zero_grad();
   f.loss.backward();
   clip_weight_gradients(c);
-  c.state.weight_optimizer->step();
+  step_weights(c);
   return r;
 }
 
@@ -110,7 +112,7 @@ StepResult joint_step(StepContext& c, const Batch& batch, at::Generator& generat
   f.loss.backward();
   clip_weight_gradients(c);
   check_alpha_gradients(c);
-  s.weight_optimizer->step();
+  step_weights(c);
   s.arch_optimizer->step();
   return r;
 }

@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/sgd.h>
 #include <torch/serialize.h>
 
@@ -11,6 +10,7 @@
 #include <optional>
 
 #include "data/datasets.h"
+#include "kernels/sgd_step.h"
 #include "search/run_files.h"
 #include "train/model_file.h"
 #include "train/train_memory.h"
@@ -200,7 +200,7 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
         state.optimizer->zero_grad();
         loss.backward();
         check_finite_norm(
-            torch::nn::utils::clip_grad_norm_(state.network->parameters(), options.grad_clip),
+            clip_grad_norm(state.network->parameters(), options.grad_clip, net.kernels),
             "weight gradient norm");
       } catch (const NonFiniteError& e) {
         const std::string where =
@@ -214,7 +214,7 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
                      where.c_str(), e.what());
         continue;
       }
-      state.optimizer->step();
+      sgd_step(*state.optimizer, net.kernels);
       loss_sum += loss_value * labels.size(0);
       correct += out.logits.argmax(1).eq(labels).sum().item<int64_t>();
       seen += labels.size(0);
