@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -235,6 +236,57 @@ TEST(Supernet, SelectedModeLeavesUnselectedOpsWithoutGradient) {
   }
   EXPECT_GT(checked_unselected, 100);
   EXPECT_GT(selected_with_grad, 0);
+}
+
+// Cell i reads the outputs of cells i - 2 and i - 1 (the stem's where there is none): the
+// supernet runs the preprocessings of one state together (and writes its gradient once), which
+// must give the logits and every gradient of the cells run one by one on their inputs. Five
+// layers: a FactorizedReduce after each reduction, three readers of the stem.
+TEST(Supernet, SharedPreprocessingMatchesTheCellsOneByOne) {
+  torch::manual_seed(14);
+  SupernetOptions o = tiny(3);
+  o.layers = 5;
+  Supernet net(o);
+  net->train();
+  auto sampler = egs(2, Granularity::kNode);
+  Alphas alphas = make_alphas(15);
+  at::Generator g = generator(16);
+  const CellWeights normal = sampler->sample(alphas.normal.detach(), g);
+  const CellWeights reduce = sampler->sample(alphas.reduce.detach(), g);
+  const at::Tensor images = torch::randn({3, 3, 16, 16});
+  at::Tensor classifier_weight, classifier_bias;
+  for (const auto& item : net->named_parameters()) {
+    if (item.key() == "classifier.weight") classifier_weight = item.value();
+    if (item.key() == "classifier.bias") classifier_bias = item.value();
+  }
+  auto one_by_one = [&] {
+    at::Tensor s0 = net->stem(images), s1 = s0;
+    for (SearchCell cell : net->cells()) {
+      at::Tensor next =
+          cell->forward(s0, s1, cell->reduction() ? reduce : normal, ExecMode::kSelected);
+      s0 = s1;
+      s1 = next;
+    }
+    return at::linear(at::adaptive_avg_pool2d(s1, {1, 1}).flatten(1), classifier_weight,
+                      classifier_bias);
+  };
+  auto shared = [&] { return net->forward(images, normal, reduce, ExecMode::kSelected); };
+  const at::Tensor up = torch::randn({3, 10});
+  std::vector<std::vector<at::Tensor>> runs;
+  for (const auto& run :
+       {std::function<at::Tensor()>(shared), std::function<at::Tensor()>(one_by_one)}) {
+    for (auto& p : net->parameters()) p.mutable_grad() = at::Tensor();
+    const at::Tensor logits = run();
+    (logits * up).sum().backward();
+    std::vector<at::Tensor> out = {logits.detach()};
+    for (auto& p : net->parameters())
+      out.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+    runs.push_back(out);
+  }
+  const auto names = net->named_parameters().keys();
+  expect_close(runs[0][0], runs[1][0], 1e-5, "logits");
+  for (size_t i = 1; i < runs[0].size(); ++i)
+    expect_close(runs[0][i], runs[1][i], 1e-4, "gradient of " + names[i - 1]);
 }
 
 }  // namespace

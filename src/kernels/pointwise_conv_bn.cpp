@@ -24,151 +24,274 @@ using namespace kernels;
 // output or of the batch norm's input gradient, of up to 64 channels, is 64 KB.
 constexpr int64_t kChunk = 1024;
 constexpr int64_t kRun = 256;
+// Tensors per head in the function's input list: conv weight, bn weight, bn bias, running mean
+// and running variance.
+constexpr size_t kHeadInputs = 5;
 
-// The conv as a map of P pixels from `inputs` to `outputs` channels.
-struct PixelMap {
-  int64_t P, inputs, outputs, chunks;
+int64_t pixels_of(const at::Tensor& x) { return x.size(0) * x.size(2) * x.size(3); }
+int64_t chunks_of(int64_t P) { return (P + kChunk - 1) / kChunk; }
+
+// One conv + batch norm reading the shared input.
+struct Head {
+  at::Tensor conv_weight;
+  BatchNormArgs bn;
+  int64_t outputs() const { return conv_weight.size(0); }
 };
 
-PixelMap map_of(const at::Tensor& x, int64_t outputs) {
-  const int64_t P = x.size(0) * x.size(2) * x.size(3);
-  return {P, x.size(1), outputs, (P + kChunk - 1) / kChunk};
-}
-
-// z = a(x) wt for wt (inputs x outputs), and z's batch mean and biased variance (double,
-// outputs): each chunk's moments around its first pixel are gathered run by run, while the run
-// of z is in cache.
-template <typename T>
-void conv_with_moments(const at::Tensor& x, const at::Tensor& wt, int64_t outputs, bool relu,
-                       at::Tensor& z, at::Tensor& mean, at::Tensor& var) {
-  const auto& k = nhwc_table<T>();
-  const PixelMap m = map_of(x, outputs);
-  std::vector<T> shift(m.chunks * m.outputs);
-  std::vector<double> sum(m.chunks * m.outputs, 0.0), sum_squares(sum);
-  const T* xp = x.data_ptr<T>();
-  const T* wp = wt.data_ptr<T>();
-  T* zp = z.data_ptr<T>();
-  for_each_pixel_chunk(m.P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
-    T* chunk_shift = &shift[t * m.outputs];
-    for (int64_t b = begin; b < end; b += kRun) {
-      const int64_t e = std::min(end, b + kRun);
-      k.pointwise(xp, wp, zp, m.inputs, m.outputs, b, e, relu, nullptr);
-      if (b == begin) std::copy(zp + b * m.outputs, zp + (b + 1) * m.outputs, chunk_shift);
-      k.moments(zp, m.outputs, b, e, chunk_shift, &sum[t * m.outputs], &sum_squares[t * m.outputs]);
-    }
-  });
-  combine_groups(
-      shift, sum, sum_squares, m.chunks, m.outputs,
-      [&](int64_t t) { return std::min(m.P, (t + 1) * kChunk) - t * kChunk; }, mean, var);
-}
-
 struct FusedInputs {
-  at::Tensor x, conv_weight;
-  BatchNormArgs bn;
+  at::Tensor x;
+  std::vector<Head> heads;
   bool relu;
 };
 
-// The forward; with ctx null (no autograd) z is normalised in place and nothing is saved.
+// A head's conv output z = a(x) wt (wt inputs x outputs) and its batch mean and biased variance.
+struct HeadOutput {
+  at::Tensor wt, z, mean, var;
+};
+
+// Every head's z and moments in one pass over x: each run of x is read once from memory, and
+// each chunk's moments around its first pixel are gathered run by run, while the run of z is in
+// cache.
 template <typename T>
-at::Tensor forward_typed(AutogradContext* ctx, const FusedInputs& in) {
-  const at::Tensor& x = in.x;
-  const int64_t outputs = in.conv_weight.size(0);
-  const at::Tensor wt = transposed_weight<T>(in.conv_weight);
-  at::Tensor z = at::empty({x.size(0), outputs, x.size(2), x.size(3)},
-                           x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  const at::TensorOptions doubles = x.options().dtype(at::kDouble);
-  at::Tensor mean = at::empty({outputs}, doubles), var = at::empty({outputs}, doubles);
-  conv_with_moments<T>(x, wt, outputs, in.relu, z, mean, var);
-  BatchMoments moments;
-  const at::Tensor y = normalize_with_moments(z, mean, var, in.bn, ctx != nullptr, &moments);
-  if (ctx) {
-    ctx->save_for_backward({x, in.conv_weight, in.bn.weight, z, moments.mean, moments.invstd});
-    ctx->saved_data["relu"] = in.relu;
+void conv_with_moments(const at::Tensor& x, bool relu, std::vector<HeadOutput>& heads) {
+  const auto& k = nhwc_table<T>();
+  const int64_t P = pixels_of(x), inputs = x.size(1), chunks = chunks_of(P);
+  struct Sums {
+    int64_t outputs;
+    std::vector<T> shift;
+    std::vector<double> sum, sum_squares;
+  };
+  std::vector<Sums> sums;
+  for (const HeadOutput& h : heads) {
+    const int64_t outputs = h.z.size(1);
+    sums.push_back({outputs, std::vector<T>(chunks * outputs),
+                    std::vector<double>(chunks * outputs, 0.0),
+                    std::vector<double>(chunks * outputs, 0.0)});
   }
-  return y;
+  const T* xp = x.data_ptr<T>();
+  for_each_pixel_chunk(P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; b += kRun) {
+      const int64_t e = std::min(end, b + kRun);
+      for (size_t h = 0; h < heads.size(); ++h) {
+        Sums& s = sums[h];
+        T* zp = heads[h].z.data_ptr<T>();
+        k.pointwise(xp, heads[h].wt.data_ptr<T>(), zp, inputs, s.outputs, b, e, relu, nullptr);
+        T* shift = &s.shift[t * s.outputs];
+        if (b == begin) std::copy(zp + b * s.outputs, zp + (b + 1) * s.outputs, shift);
+        k.moments(zp, s.outputs, b, e, shift, &s.sum[t * s.outputs], &s.sum_squares[t * s.outputs]);
+      }
+    }
+  });
+  for (size_t h = 0; h < heads.size(); ++h)
+    combine_groups(
+        sums[h].shift, sums[h].sum, sums[h].sum_squares, chunks, sums[h].outputs,
+        [&](int64_t t) { return std::min(P, (t + 1) * kChunk) - t * kChunk; }, heads[h].mean,
+        heads[h].var);
 }
 
+// The forward; with ctx null (no autograd) each z is normalised in place and nothing is saved.
 template <typename T>
-variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
+variable_list forward_typed(AutogradContext* ctx, const FusedInputs& in) {
+  const at::Tensor& x = in.x;
+  const at::TensorOptions doubles = x.options().dtype(at::kDouble);
+  std::vector<HeadOutput> outputs;
+  for (const Head& h : in.heads) {
+    outputs.push_back({transposed_weight<T>(h.conv_weight),
+                       at::empty({x.size(0), h.outputs(), x.size(2), x.size(3)},
+                                 x.options().memory_format(at::MemoryFormat::ChannelsLast)),
+                       at::empty({h.outputs()}, doubles), at::empty({h.outputs()}, doubles)});
+  }
+  conv_with_moments<T>(x, in.relu, outputs);
+  variable_list ys, saved = {x};
+  for (size_t h = 0; h < in.heads.size(); ++h) {
+    BatchMoments moments;
+    HeadOutput& o = outputs[h];
+    ys.push_back(
+        normalize_with_moments(o.z, o.mean, o.var, in.heads[h].bn, ctx != nullptr, &moments));
+    const Head& head = in.heads[h];
+    saved.insert(saved.end(),
+                 {head.conv_weight, head.bn.weight, o.z, moments.mean, moments.invstd});
+  }
+  if (ctx) {
+    ctx->save_for_backward(saved);
+    ctx->saved_data["relu"] = in.relu;
+  }
+  return ys;
+}
+
+// A head in the backward: its saved tensors, its output's gradient and the batch norm's
+// backward map; its columns [offset, offset + outputs) in the heads' joint gradient rows.
+template <typename T>
+struct HeadGrad {
+  at::Tensor conv_weight, bn_weight, z, gy;
+  NormalizeBackwardMap map;
+  std::vector<T> a, b, c0;
+  int64_t outputs = 0, offset = 0;
+};
+
+// The heads with an output gradient (an unused output has none) hold the joint rows of z's
+// gradients gz (pixels x their outputs together); then x's gradient is one pointwise conv of
+// gz with the heads' weights stacked, so it is written once for all heads, and the conv
+// weights' gradients one product of x with gz.
+template <typename T>
+variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
   const auto saved = ctx->get_saved_variables();
-  const at::Tensor &x = saved[0], &conv_weight = saved[1], &bn_weight = saved[2], &z = saved[3];
-  const at::Tensor &mean = saved[4], &invstd = saved[5];
+  const at::Tensor& x = saved[0];
   const bool relu = ctx->saved_data["relu"].toBool();
   const auto& k = nhwc_table<T>();
-  const PixelMap m = map_of(x, z.size(1));
-  const at::Tensor gy = grad.contiguous(at::MemoryFormat::ChannelsLast);
-  const NormalizeBackwardMap map = batch_norm_backward_map(z, gy, {mean, invstd}, bn_weight);
-  const std::vector<T> a = values_of<T>(map.a), b = values_of<T>(map.b), c0 = values_of<T>(map.c0);
+  const int64_t P = pixels_of(x), inputs = x.size(1);
+  const size_t head_count = grads.size();
+  std::vector<HeadGrad<T>> heads;
+  std::vector<size_t> head_of;  // index into `heads` per function head, or head_count: unused
+  int64_t joint = 0;
+  for (size_t h = 0; h < head_count; ++h) {
+    head_of.push_back(head_count);
+    if (!grads[h].defined()) continue;
+    HeadGrad<T> g;
+    g.conv_weight = saved[1 + 5 * h];
+    g.bn_weight = saved[2 + 5 * h];
+    g.z = saved[3 + 5 * h];
+    g.gy = grads[h].contiguous(at::MemoryFormat::ChannelsLast);
+    g.map = batch_norm_backward_map(g.z, g.gy, {saved[4 + 5 * h], saved[5 + 5 * h]}, g.bn_weight);
+    g.a = values_of<T>(g.map.a);
+    g.b = values_of<T>(g.map.b);
+    g.c0 = values_of<T>(g.map.c0);
+    g.outputs = g.z.size(1);
+    g.offset = joint;
+    joint += g.outputs;
+    head_of.back() = heads.size();
+    heads.push_back(std::move(g));
+  }
   // An architecture step wants no weight gradient; a network's first layer no input gradient.
-  const bool want_x = ctx->needs_input_grad(0), want_w = ctx->needs_input_grad(1);
-  const at::Tensor w = conv_weight.contiguous().view({m.outputs, m.inputs});
+  bool want_w = false;
+  for (size_t h = 0; h < head_count; ++h)
+    want_w |= head_of[h] < head_count && ctx->needs_input_grad(1 + kHeadInputs * h);
+  const bool want_x = ctx->needs_input_grad(0) && joint > 0;
+  std::vector<at::Tensor> weight_rows;
+  for (const HeadGrad<T>& g : heads)
+    weight_rows.push_back(g.conv_weight.reshape({g.outputs, inputs}));
+  const at::Tensor w = want_x ? at::cat(weight_rows, 0).contiguous() : at::Tensor();
   at::Tensor gx = want_x ? at::empty_like(x) : at::Tensor();
   at::Tensor gw_chunks =
-      want_w ? at::zeros({m.chunks, m.outputs * m.inputs}, x.options()) : at::Tensor();
+      want_w ? at::zeros({chunks_of(P), joint * inputs}, x.options()) : at::Tensor();
   const T* xp = x.data_ptr<T>();
-  const T* zp = z.data_ptr<T>();
-  const T* gyp = gy.data_ptr<T>();
-  const T* wp = w.data_ptr<T>();
   T* gxp = want_x ? gx.data_ptr<T>() : nullptr;
   T* gwp = want_w ? gw_chunks.data_ptr<T>() : nullptr;
   const auto input_grads = want_x && gx.nbytes() >= static_cast<size_t>(kStreamBytes)
                                ? k.pointwise_streamed
                                : k.pointwise;
-  for_each_pixel_chunk(m.P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
-    std::vector<T> gz(kRun * m.outputs);  // the batch norm's input gradient, one run
-    for (int64_t p = begin; p < end; p += kRun) {
-      const int64_t pixels = std::min(end - p, kRun);
-      const int64_t x_at = p * m.inputs, z_at = p * m.outputs;
-      k.normalize_backward(zp + z_at, gyp + z_at, gz.data(), m.outputs, 0, pixels, a.data(),
-                           b.data(), c0.data());
-      // Through the fused ReLU the input gradient passes where x > 0.
-      if (gxp)
-        input_grads(gz.data(), wp, gxp + x_at, m.outputs, m.inputs, 0, pixels, false,
-                    relu ? xp + x_at : nullptr);
-      if (gwp)
-        k.pointwise_wgrad(xp + x_at, gz.data(), gwp + t * m.outputs * m.inputs, m.inputs, m.outputs,
-                          0, pixels, relu);
+  if (gxp || gwp) {
+    for_each_pixel_chunk(P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
+      std::vector<T> gz(kRun * joint);  // the batch norms' input gradients, one run
+      std::vector<T> head_gz(heads.size() > 1 ? kRun * joint : 0);
+      for (int64_t p = begin; p < end; p += kRun) {
+        const int64_t pixels = std::min(end - p, kRun);
+        for (const HeadGrad<T>& g : heads) {
+          const int64_t z_at = p * g.outputs;
+          T* out = heads.size() > 1 ? head_gz.data() : gz.data();
+          k.normalize_backward(g.z.template data_ptr<T>() + z_at,
+                               g.gy.template data_ptr<T>() + z_at, out, g.outputs, 0, pixels,
+                               g.a.data(), g.b.data(), g.c0.data());
+          if (heads.size() > 1)
+            for (int64_t i = 0; i < pixels; ++i)
+              std::copy(out + i * g.outputs, out + (i + 1) * g.outputs,
+                        gz.data() + i * joint + g.offset);
+        }
+        const int64_t x_at = p * inputs;
+        // Through the fused ReLU the input gradient passes where x > 0.
+        if (gxp)
+          input_grads(gz.data(), w.data_ptr<T>(), gxp + x_at, joint, inputs, 0, pixels, false,
+                      relu ? xp + x_at : nullptr);
+        if (gwp)
+          k.pointwise_wgrad(xp + x_at, gz.data(), gwp + t * joint * inputs, inputs, joint, 0,
+                            pixels, relu);
+      }
+    });
+  }
+  const at::Tensor gw = want_w ? gw_chunks.sum(0).view({joint, inputs}) : at::Tensor();
+  variable_list out = {gx};
+  for (size_t h = 0; h < head_count; ++h) {
+    if (head_of[h] == head_count) {
+      out.resize(out.size() + kHeadInputs);
+      continue;
     }
-  });
-  return {gx,
-          want_w ? gw_chunks.sum(0).view(conv_weight.sizes()) : at::Tensor(),
-          weight_grad_of(map, bn_weight),
-          bias_grad_of(map, ctx->saved_data["has_bias"].toBool(), x.scalar_type()),
-          at::Tensor(),
-          at::Tensor(),
-          at::Tensor(),
-          at::Tensor(),
-          at::Tensor()};
+    const HeadGrad<T>& g = heads[head_of[h]];
+    const bool has_bias = ctx->saved_data["has_bias" + std::to_string(h)].toBool();
+    out.push_back(want_w ? gw.slice(0, g.offset, g.offset + g.outputs).view(g.conv_weight.sizes())
+                         : at::Tensor());
+    out.push_back(weight_grad_of(g.map, g.bn_weight));
+    out.push_back(bias_grad_of(g.map, has_bias, x.scalar_type()));
+    out.resize(out.size() + 2);  // the running statistics
+  }
+  out.resize(out.size() + 3);  // momenta, eps, relu
+  return out;
 }
 
-FusedInputs checked(const at::Tensor& x, const at::Tensor& conv_weight, const BatchNormArgs& bn,
-                    bool relu) {
+FusedInputs checked(const at::Tensor& x, std::vector<Head> heads, bool relu) {
   const std::string what = "pointwise conv + batch norm";
   if (!nhwc_float_cpu(x)) throw Error(what + ": expected a channels-last float/double CPU input");
-  if (conv_weight.dim() != 4 || conv_weight.size(1) != x.size(1) || conv_weight.size(2) != 1 ||
-      conv_weight.size(3) != 1 || conv_weight.scalar_type() != x.scalar_type())
-    throw Error(what + ": expected a (outputs, C, 1, 1) weight of x's dtype");
-  check_batch_norm_args(bn, conv_weight.size(0), x.size(0) * x.size(2) * x.size(3), what);
-  return {x.contiguous(at::MemoryFormat::ChannelsLast), conv_weight, bn, relu};
+  for (const Head& h : heads) {
+    const at::Tensor& w = h.conv_weight;
+    if (w.dim() != 4 || w.size(1) != x.size(1) || w.size(2) != 1 || w.size(3) != 1 ||
+        w.scalar_type() != x.scalar_type())
+      throw Error(what + ": expected a (outputs, C, 1, 1) weight of x's dtype");
+    check_batch_norm_args(h.bn, h.outputs(), pixels_of(x), what);
+  }
+  return {x.contiguous(at::MemoryFormat::ChannelsLast), std::move(heads), relu};
 }
 
+// tensors: kHeadInputs per head (conv weight, bn weight, bn bias, running mean, running
+// variance; absent ones empty), with each head's momentum and eps.
 struct PointwiseConvBNFunction : public torch::autograd::Function<PointwiseConvBNFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x,
-                            const at::Tensor& conv_weight, const at::Tensor& bn_weight,
-                            const at::Tensor& bn_bias, const at::Tensor& running_mean,
-                            const at::Tensor& running_var, double momentum, double eps, bool relu) {
-    const FusedInputs in = checked(
-        x, conv_weight, {bn_weight, bn_bias, running_mean, running_var, momentum, eps}, relu);
-    ctx->saved_data["has_bias"] = present(bn_bias);
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, at::TensorList tensors,
+                               std::vector<double> momenta, std::vector<double> eps, bool relu) {
+    std::vector<Head> heads;
+    for (size_t h = 0; h < momenta.size(); ++h) {
+      const at::Tensor* t = &tensors[kHeadInputs * h];
+      heads.push_back({t[0], {t[1], t[2], t[3], t[4], momenta[h], eps[h]}});
+      ctx->saved_data["has_bias" + std::to_string(h)] = present(t[2]);
+    }
+    const FusedInputs in = checked(x, std::move(heads), relu);
+    // An output nobody used has no gradient: its head is left out of the backward.
+    ctx->set_materialize_grads(false);
     return x.scalar_type() == at::kFloat ? forward_typed<float>(ctx, in)
                                          : forward_typed<double>(ctx, in);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return grads[0].scalar_type() == at::kFloat ? backward_typed<float>(ctx, grads[0])
-                                                : backward_typed<double>(ctx, grads[0]);
+    return ctx->get_saved_variables()[0].scalar_type() == at::kFloat
+               ? backward_typed<float>(ctx, grads)
+               : backward_typed<double>(ctx, grads);
   }
 };
+
+variable_list apply_heads(const at::Tensor& x, const std::vector<PointwiseHead>& heads,
+                          bool relu_input) {
+  std::vector<at::Tensor> tensors;
+  std::vector<double> momenta, eps;
+  for (const PointwiseHead& h : heads) {
+    torch::nn::BatchNorm2dImpl& bn = *h.bn;
+    tensors.insert(tensors.end(), {h.conv_weight, or_empty(bn.weight, x), or_empty(bn.bias, x),
+                                   or_empty(bn.running_mean, x), or_empty(bn.running_var, x)});
+    momenta.push_back(next_momentum(bn));
+    eps.push_back(bn.options.eps());
+  }
+  // A TensorList, not the vector: Function::apply takes only that as a list of inputs.
+  if (at::GradMode::is_enabled())
+    return PointwiseConvBNFunction::apply(x, at::TensorList(tensors), momenta, eps, relu_input);
+  std::vector<Head> plain;
+  for (size_t h = 0; h < heads.size(); ++h) {
+    const at::Tensor* t = &tensors[kHeadInputs * h];
+    plain.push_back({t[0], {t[1], t[2], t[3], t[4], momenta[h], eps[h]}});
+  }
+  const FusedInputs in = checked(x, std::move(plain), relu_input);
+  return x.scalar_type() == at::kFloat ? forward_typed<float>(nullptr, in)
+                                       : forward_typed<double>(nullptr, in);
+}
+
+bool fusable(const PointwiseHead& head, const at::Tensor& x) {
+  return uses_batch_statistics(*head.bn) && head.conv_weight.scalar_type() == x.scalar_type();
+}
 
 }  // namespace
 
@@ -177,27 +300,28 @@ at::Tensor native_pointwise_conv_bn_train(const at::Tensor& x, const at::Tensor&
                                           const at::Tensor& running_mean,
                                           const at::Tensor& running_var, double momentum,
                                           double eps, bool relu_input) {
-  return PointwiseConvBNFunction::apply(x, conv_weight, or_empty(bn_weight, x),
-                                        or_empty(bn_bias, x), or_empty(running_mean, x),
-                                        or_empty(running_var, x), momentum, eps, relu_input);
+  const std::vector<at::Tensor> tensors = {conv_weight, or_empty(bn_weight, x),
+                                           or_empty(bn_bias, x), or_empty(running_mean, x),
+                                           or_empty(running_var, x)};
+  return PointwiseConvBNFunction::apply(x, at::TensorList(tensors), std::vector<double>{momentum},
+                                        std::vector<double>{eps}, relu_input)[0];
 }
 
 at::Tensor pointwise_conv_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                                      const at::Tensor& conv_weight, bool relu_input) {
-  if (!nhwc_float_cpu(x) || !uses_batch_statistics(bn) ||
-      conv_weight.scalar_type() != x.scalar_type())
-    return batch_norm_forward(bn, native_pointwise_conv2d(x, conv_weight, relu_input),
-                              KernelBackend::kNative);
-  if (at::GradMode::is_enabled())
-    return native_pointwise_conv_bn_train(x, conv_weight, bn.weight, bn.bias, bn.running_mean,
-                                          bn.running_var, next_momentum(bn), bn.options.eps(),
-                                          relu_input);
-  FusedInputs in = checked(
-      x, conv_weight, {bn.weight, bn.bias, bn.running_mean, bn.running_var, 0.0, bn.options.eps()},
-      relu_input);
-  in.bn.momentum = next_momentum(bn);
-  return x.scalar_type() == at::kFloat ? forward_typed<float>(nullptr, in)
-                                       : forward_typed<double>(nullptr, in);
+  return pointwise_conv_batch_norms({{&bn, conv_weight}}, x, relu_input)[0];
+}
+
+std::vector<at::Tensor> pointwise_conv_batch_norms(const std::vector<PointwiseHead>& heads,
+                                                   const at::Tensor& x, bool relu_input) {
+  bool fused = nhwc_float_cpu(x);
+  for (const PointwiseHead& h : heads) fused = fused && fusable(h, x);
+  if (fused) return apply_heads(x, heads, relu_input);
+  std::vector<at::Tensor> ys;
+  for (const PointwiseHead& h : heads)
+    ys.push_back(batch_norm_forward(*h.bn, native_pointwise_conv2d(x, h.conv_weight, relu_input),
+                                    KernelBackend::kNative));
+  return ys;
 }
 
 }  // namespace datanas

@@ -7,9 +7,24 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 #include "kernels/batch_norm.h"
 
 namespace datanas {
+
+// One pointwise conv (weight (outputs, C, 1, 1)) and the batch norm after it.
+struct PointwiseHead {
+  torch::nn::BatchNorm2dImpl* bn;
+  at::Tensor conv_weight;
+};
+
+// bn(conv(a(x))) of every head on one x: one fused pass reading x once where x is a
+// channels-last float/double CPU tensor and every bn uses batch statistics, else each head
+// separately. The backward writes x's gradient once for all heads (the sum autograd would
+// otherwise make of one gradient per head).
+std::vector<at::Tensor> pointwise_conv_batch_norms(const std::vector<PointwiseHead>& heads,
+                                                   const at::Tensor& x, bool relu_input);
 
 // bn(conv(a(x))) with the native kernels, for a pointwise conv weight (outputs, C, 1, 1) and
 // a = relu with relu_input: one fused pass where x is a channels-last float/double CPU tensor

@@ -2,8 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include "space/op_blocks.h"
-
 namespace datanas {
 
 SearchCellImpl::SearchCellImpl(const SearchCellOptions& o) : options_(o) {
@@ -27,11 +25,24 @@ SearchCellImpl::SearchCellImpl(const SearchCellOptions& o) : options_(o) {
   }
 }
 
+at::Tensor SearchCellImpl::preprocess(int input, const at::Tensor& s) {
+  return (input == 0 ? preprocess0_ : preprocess1_).forward(s);
+}
+
+ReLUConvBNImpl* SearchCellImpl::pointwise_preprocess(int input) {
+  return dynamic_cast<ReLUConvBNImpl*>((input == 0 ? preprocess0_ : preprocess1_).ptr().get());
+}
+
 at::Tensor SearchCellImpl::forward(const at::Tensor& s0, const at::Tensor& s1,
                                    const CellWeights& weights, ExecMode mode) {
+  return forward_preprocessed(preprocess(0, s0), preprocess(1, s1), weights, mode);
+}
+
+at::Tensor SearchCellImpl::forward_preprocessed(const at::Tensor& p0, const at::Tensor& p1,
+                                                const CellWeights& weights, ExecMode mode) {
   const int ops = options_.space.ops;
   const int nodes = options_.space.nodes;
-  std::vector<at::Tensor> states = {preprocess0_.forward(s0), preprocess1_.forward(s1)};
+  std::vector<at::Tensor> states = {p0, p1};
   // How many ops read each state with autograd.
   std::vector<int64_t> reads(2 + nodes, 0);
   for (int node = 0; node < nodes; ++node) {

@@ -11,6 +11,7 @@
 #include "nets/mixed_op.h"
 #include "space/cell_space.h"
 #include "space/cell_weights.h"
+#include "space/op_blocks.h"
 
 namespace datanas {
 
@@ -27,6 +28,14 @@ class SearchCellImpl : public torch::nn::Module {
   explicit SearchCellImpl(const SearchCellOptions& options);
   at::Tensor forward(const at::Tensor& s0, const at::Tensor& s1, const CellWeights& weights,
                      ExecMode mode);
+  // The same on inputs already preprocessed: p_i = preprocess(i, s_i).
+  at::Tensor forward_preprocessed(const at::Tensor& p0, const at::Tensor& p1,
+                                  const CellWeights& weights, ExecMode mode);
+  at::Tensor preprocess(int input, const at::Tensor& s);
+  // The preprocessing of input 0 or 1 where it is ReLU -> 1x1 conv -> BN (else null: input 0
+  // after a reduction cell is a FactorizedReduce), which can share a pass over its state with
+  // another cell's (relu_conv_bn_shared).
+  ReLUConvBNImpl* pointwise_preprocess(int input);
   bool reduction() const { return options_.reduction; }
 
  private:

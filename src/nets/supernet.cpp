@@ -2,6 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <array>
+#include <utility>
+
 #include "util/error.h"
 #include "util/memory_format.h"
 
@@ -55,16 +59,49 @@ at::Tensor SupernetImpl::stem(const at::Tensor& images) {
       in_memory_format(stem_conv_(in_memory_format(images, channels_last)), channels_last));
 }
 
+// Cell i reads the outputs of cells i - 2 and i - 1, the stem's where there is none: the stem
+// is read by three preprocessings (both of cell 0, the first of cell 1), every other output by
+// two. Where they are ReLU -> 1x1 conv -> BN, they run together as soon as the output exists:
+// one read of it, and one gradient written for it instead of one per reader and their sum.
 at::Tensor SupernetImpl::forward(const at::Tensor& images, const CellWeights& normal,
                                  const CellWeights& reduce, ExecMode mode) {
-  at::Tensor s0 = stem(images);
-  at::Tensor s1 = s0;
-  for (auto& cell : cells_) {
-    at::Tensor next = cell->forward(s0, s1, cell->reduction() ? reduce : normal, mode);
-    s0 = s1;
-    s1 = next;
+  const int layers = static_cast<int>(cells_.size());
+  auto source = [](int cell, int input) { return std::max(-1, cell - 2 + input); };  // -1: stem
+  std::vector<std::array<at::Tensor, 2>> preprocessed(layers);
+  auto preprocess_readers = [&](int state, const at::Tensor& x) {
+    std::vector<ReLUConvBNImpl*> blocks;
+    std::vector<std::pair<int, int>> readers;
+    for (int cell = std::max(0, state + 1); cell < std::min(layers, state + 3); ++cell) {
+      for (int input = 0; input < 2; ++input) {
+        ReLUConvBNImpl* block = cells_[cell]->pointwise_preprocess(input);
+        if (source(cell, input) != state || !block) continue;
+        blocks.push_back(block);
+        readers.emplace_back(cell, input);
+      }
+    }
+    if (blocks.size() < 2) return;
+    const std::vector<at::Tensor> ys = relu_conv_bn_shared(blocks, x);
+    for (size_t j = 0; j < ys.size(); ++j)
+      preprocessed[readers[j].first][readers[j].second] = ys[j];
+  };
+  const at::Tensor stem_output = stem(images);
+  preprocess_readers(-1, stem_output);
+  std::vector<at::Tensor> outputs;
+  for (int i = 0; i < layers; ++i) {
+    SearchCellImpl& cell = *cells_[i];
+    std::array<at::Tensor, 2>& p = preprocessed[i];
+    for (int input = 0; input < 2; ++input) {
+      const int from = source(i, input);
+      if (!p[input].defined())
+        p[input] = cell.preprocess(input, from < 0 ? stem_output : outputs[from]);
+    }
+    outputs.push_back(
+        cell.forward_preprocessed(p[0], p[1], cell.reduction() ? reduce : normal, mode));
+    p = {};
+    preprocess_readers(i, outputs.back());
+    if (i >= 2) outputs[i - 2] = at::Tensor();  // no later cell reads it
   }
-  at::Tensor pooled = at::adaptive_avg_pool2d(s1, {1, 1}).flatten(1);
+  at::Tensor pooled = at::adaptive_avg_pool2d(outputs.back(), {1, 1}).flatten(1);
   return classifier_(pooled);
 }
 

@@ -34,6 +34,7 @@ class SupernetImpl : public torch::nn::Module {
   // the images' channel count.
   at::Tensor stem(const at::Tensor& images);
   const SupernetOptions& options() const { return options_; }
+  const std::vector<SearchCell>& cells() const { return cells_; }
   CellSpace space() const { return CellSpace{options_.nodes, 8}; }
 
  private:

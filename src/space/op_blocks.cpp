@@ -33,13 +33,38 @@ ReLUConvBNImpl::ReLUConvBNImpl(int64_t c_in, int64_t c_out, int64_t kernel, int6
       conv_(register_module("conv", make_conv(c_in, c_out, kernel, stride, padding))),
       bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
 
-at::Tensor ReLUConvBNImpl::forward(const at::Tensor& x) {
+std::optional<PointwiseHead> ReLUConvBNImpl::pointwise_head(const at::Tensor& x) {
   const auto& o = conv_->options;
   const bool pointwise = (*o.kernel_size())[0] == 1 && (*o.kernel_size())[1] == 1 &&
                          (*o.stride())[0] == 1 && (*o.stride())[1] == 1;
-  if (pointwise && use_native_kernels(kernels_, x))
-    return pointwise_conv_batch_norm(*bn_, x, conv_->weight, /*relu_input=*/true);
+  if (!pointwise || !use_native_kernels(kernels_, x)) return std::nullopt;
+  return PointwiseHead{bn_.get(), conv_->weight};
+}
+
+at::Tensor ReLUConvBNImpl::forward(const at::Tensor& x) {
+  if (auto head = pointwise_head(x))
+    return pointwise_conv_batch_norms({*head}, x, /*relu_input=*/true)[0];
   return batch_norm_forward(*bn_, conv_(at::relu(x)), kernels_);
+}
+
+std::vector<at::Tensor> relu_conv_bn_shared(const std::vector<ReLUConvBNImpl*>& blocks,
+                                            const at::Tensor& x) {
+  std::vector<PointwiseHead> heads;
+  std::vector<size_t> fused;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (auto head = blocks[i]->pointwise_head(x)) {
+      heads.push_back(*head);
+      fused.push_back(i);
+    }
+  }
+  std::vector<at::Tensor> ys(blocks.size());
+  if (!heads.empty()) {
+    std::vector<at::Tensor> fused_ys = pointwise_conv_batch_norms(heads, x, /*relu_input=*/true);
+    for (size_t j = 0; j < fused.size(); ++j) ys[fused[j]] = fused_ys[j];
+  }
+  for (size_t i = 0; i < blocks.size(); ++i)
+    if (!ys[i].defined()) ys[i] = blocks[i]->forward(x);
+  return ys;
 }
 
 DilConvImpl::DilConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,

@@ -6,8 +6,12 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 
+#include <optional>
+#include <vector>
+
 #include "kernels/batch_norm.h"
 #include "kernels/kernel_backend.h"
+#include "kernels/pointwise_conv_bn.h"
 
 namespace datanas {
 
@@ -21,6 +25,9 @@ class ReLUConvBNImpl : public torch::nn::Module {
   ReLUConvBNImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride, int64_t padding,
                  bool affine, KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
+  // Its conv and batch norm as a head of pointwise_conv_batch_norms, where forward(x) runs the
+  // native pointwise kernel (a 1x1 conv of stride 1); none otherwise.
+  std::optional<PointwiseHead> pointwise_head(const at::Tensor& x);
 
  private:
   KernelBackend kernels_;
@@ -28,6 +35,11 @@ class ReLUConvBNImpl : public torch::nn::Module {
   torch::nn::BatchNorm2d bn_{nullptr};
 };
 TORCH_MODULE(ReLUConvBN);
+
+// forward(x) of every block on one x; those with a pointwise head read x in one fused pass
+// (and write its gradient once).
+std::vector<at::Tensor> relu_conv_bn_shared(const std::vector<ReLUConvBNImpl*>& blocks,
+                                            const at::Tensor& x);
 
 // A block output whose batch norm is known but not yet applied: the output is
 // z * affine.scale[c] + affine.offset[c].
