@@ -27,6 +27,8 @@ constexpr int64_t kRun = 256;
 // Tensors per head in the function's input list: conv weight, bn weight, bn bias, running mean
 // and running variance.
 constexpr size_t kHeadInputs = 5;
+// Tensors saved per head after x: conv weight, bn weight, z, z's mean and invstd.
+constexpr size_t kSavedPerHead = 5;
 
 int64_t pixels_of(const at::Tensor& x) { return x.size(0) * x.size(2) * x.size(3); }
 int64_t chunks_of(int64_t P) { return (P + kChunk - 1) / kChunk; }
@@ -148,11 +150,12 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
     head_of.push_back(head_count);
     if (!grads[h].defined()) continue;
     HeadGrad<T> g;
-    g.conv_weight = saved[1 + 5 * h];
-    g.bn_weight = saved[2 + 5 * h];
-    g.z = saved[3 + 5 * h];
+    const at::Tensor* head_saved = &saved[1 + kSavedPerHead * h];
+    g.conv_weight = head_saved[0];
+    g.bn_weight = head_saved[1];
+    g.z = head_saved[2];
     g.gy = grads[h].contiguous(at::MemoryFormat::ChannelsLast);
-    g.map = batch_norm_backward_map(g.z, g.gy, {saved[4 + 5 * h], saved[5 + 5 * h]}, g.bn_weight);
+    g.map = batch_norm_backward_map(g.z, g.gy, {head_saved[3], head_saved[4]}, g.bn_weight);
     g.a = values_of<T>(g.map.a);
     g.b = values_of<T>(g.map.b);
     g.c0 = values_of<T>(g.map.c0);
@@ -170,7 +173,7 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
   std::vector<at::Tensor> weight_rows;
   for (const HeadGrad<T>& g : heads)
     weight_rows.push_back(g.conv_weight.reshape({g.outputs, inputs}));
-  const at::Tensor w = want_x ? at::cat(weight_rows, 0).contiguous() : at::Tensor();
+  const at::Tensor w = want_x ? at::cat(weight_rows, 0) : at::Tensor();
   at::Tensor gx = want_x ? at::empty_like(x) : at::Tensor();
   at::Tensor gw_chunks =
       want_w ? at::zeros({chunks_of(P), joint * inputs}, x.options()) : at::Tensor();
@@ -227,6 +230,18 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
   return out;
 }
 
+// The heads of a function's input list: kHeadInputs tensors each (conv weight, bn weight, bn
+// bias, running mean, running variance; absent ones empty), with each head's momentum and eps.
+std::vector<Head> heads_of(at::TensorList tensors, const std::vector<double>& momenta,
+                           const std::vector<double>& eps) {
+  std::vector<Head> heads;
+  for (size_t h = 0; h < momenta.size(); ++h) {
+    const at::Tensor* t = &tensors[kHeadInputs * h];
+    heads.push_back({t[0], {t[1], t[2], t[3], t[4], momenta[h], eps[h]}});
+  }
+  return heads;
+}
+
 FusedInputs checked(const at::Tensor& x, std::vector<Head> heads, bool relu) {
   const std::string what = "pointwise conv + batch norm";
   if (!nhwc_float_cpu(x)) throw Error(what + ": expected a channels-last float/double CPU input");
@@ -240,17 +255,13 @@ FusedInputs checked(const at::Tensor& x, std::vector<Head> heads, bool relu) {
   return {x.contiguous(at::MemoryFormat::ChannelsLast), std::move(heads), relu};
 }
 
-// tensors: kHeadInputs per head (conv weight, bn weight, bn bias, running mean, running
-// variance; absent ones empty), with each head's momentum and eps.
+// tensors, momenta and eps: the heads as heads_of reads them.
 struct PointwiseConvBNFunction : public torch::autograd::Function<PointwiseConvBNFunction> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, at::TensorList tensors,
                                std::vector<double> momenta, std::vector<double> eps, bool relu) {
-    std::vector<Head> heads;
-    for (size_t h = 0; h < momenta.size(); ++h) {
-      const at::Tensor* t = &tensors[kHeadInputs * h];
-      heads.push_back({t[0], {t[1], t[2], t[3], t[4], momenta[h], eps[h]}});
-      ctx->saved_data["has_bias" + std::to_string(h)] = present(t[2]);
-    }
+    std::vector<Head> heads = heads_of(tensors, momenta, eps);
+    for (size_t h = 0; h < heads.size(); ++h)
+      ctx->saved_data["has_bias" + std::to_string(h)] = present(heads[h].bn.bias);
     const FusedInputs in = checked(x, std::move(heads), relu);
     // An output nobody used has no gradient: its head is left out of the backward.
     ctx->set_materialize_grads(false);
@@ -279,12 +290,7 @@ variable_list apply_heads(const at::Tensor& x, const std::vector<PointwiseHead>&
   // A TensorList, not the vector: Function::apply takes only that as a list of inputs.
   if (at::GradMode::is_enabled())
     return PointwiseConvBNFunction::apply(x, at::TensorList(tensors), momenta, eps, relu_input);
-  std::vector<Head> plain;
-  for (size_t h = 0; h < heads.size(); ++h) {
-    const at::Tensor* t = &tensors[kHeadInputs * h];
-    plain.push_back({t[0], {t[1], t[2], t[3], t[4], momenta[h], eps[h]}});
-  }
-  const FusedInputs in = checked(x, std::move(plain), relu_input);
+  const FusedInputs in = checked(x, heads_of(tensors, momenta, eps), relu_input);
   return x.scalar_type() == at::kFloat ? forward_typed<float>(nullptr, in)
                                        : forward_typed<double>(nullptr, in);
 }

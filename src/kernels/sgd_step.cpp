@@ -63,11 +63,6 @@ double sum_of_squares(const T* x, int64_t n) {
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-template <class T>
-void scale(T* x, int64_t n, T factor) {
-  for (int64_t i = 0; i < n; ++i) x[i] *= factor;
-}
-
 double native_clip_grad_norm(const std::vector<at::Tensor>& grads, double max_norm) {
   const std::vector<Chunk> chunks = chunks_of(grads);
   std::vector<double> partial(chunks.size());
@@ -84,8 +79,10 @@ double native_clip_grad_norm(const std::vector<at::Tensor>& grads, double max_no
   if (!(coef >= 1.0)) {
     parallel_over(chunks, [&](int64_t, const Chunk& c) {
       AT_DISPATCH_FLOATING_TYPES(grads[c.tensor].scalar_type(), "clip_grad_norm", [&] {
-        scale(grads[c.tensor].data_ptr<scalar_t>() + c.begin, c.end - c.begin,
-              static_cast<scalar_t>(coef));
+        // In place: the one output of scaled_copies is g itself.
+        scalar_t* g = grads[c.tensor].data_ptr<scalar_t>();
+        const scalar_t factor = static_cast<scalar_t>(coef);
+        best_flat_kernels<scalar_t>().scaled_copies(g, &factor, 1, &g, c.begin, c.end);
       });
     });
     for (const at::Tensor& g : grads) g.unsafeGetTensorImpl()->bump_version();
