@@ -1,5 +1,5 @@
-// The native kernels as the ops use them: the AVX2 table against the portable one, the ops
-// behind the registry with either backend, and a hand-run timing check.
+// The native kernels as the ops use them: the AVX2 and AVX-512 tables against the portable one,
+// the ops behind the registry with either backend, and a hand-run timing check.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -13,6 +13,7 @@
 #include "bench/bench_timing.h"
 #include "kernel_checks.h"
 #include "kernels/batch_norm.h"
+#include "kernels/cpu_capability.h"
 #include "kernels/depthwise_conv.h"
 #include "kernels/kernel_backend.h"
 #include "kernels/nhwc_kernels.h"
@@ -98,17 +99,14 @@ TEST(KernelTables, Avx2MatchesPortable) {
   }
 }
 
-// The same for the NHWC tables, with channel counts that use every block width (16, 8, 1).
-TEST(KernelTables, NhwcAvx2MatchesPortable) {
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
-    GTEST_SKIP() << "no AVX2 + FMA on this CPU";
-  torch::manual_seed(7);
-  const auto& fast = kernels::avx2::nhwc_kernels_f32();
+// The same for the NHWC tables (AVX2, and AVX-512 where the CPU has it), with channel counts that
+// use every block width (32, 16, 8 and 1 channels) and the channel-blocked depthwise rows.
+void expect_nhwc_table_matches_portable(const kernels::NhwcKernels<float>& fast) {
   const auto& plain = kernels::portable::nhwc_kernels_f32();
-  // A strided dilated conv (the scatter backward) and a stride-1 one (the 8-output sliding
-  // kernels with a remainder, the gather backward).
-  const std::vector<std::vector<int64_t>> convs = {{5, 2, 2}, {3, 1, 1}};
-  for (int64_t C : {int64_t{5}, int64_t{16}, int64_t{27}}) {
+  // A strided dilated conv (the scatter backward) and stride-1 ones (the sliding kernels with a
+  // remainder, in channel blocks where C allows, and the gather backward).
+  const std::vector<std::vector<int64_t>> convs = {{5, 2, 2}, {3, 1, 1}, {5, 1, 2}};
+  for (int64_t C : {int64_t{5}, int64_t{16}, int64_t{24}, int64_t{27}, int64_t{32}}) {
     for (const auto& conv : convs) {
       kernels::ConvGeometry g;
       g.height = 9, g.width = 11, g.kernel = conv[0], g.stride = conv[1], g.dilation = conv[2];
@@ -186,6 +184,43 @@ TEST(KernelTables, NhwcAvx2MatchesPortable) {
       EXPECT_TRUE(at::equal(out[0][6], out[0][4])) << "C " << C << " maxima given";
     }
   }
+}
+
+TEST(KernelTables, NhwcAvx2MatchesPortable) {
+  if (kernels::cpu_supported_capability() < kernels::CpuCapability::kAvx2)
+    GTEST_SKIP() << "no AVX2 + FMA on this CPU";
+  torch::manual_seed(7);
+  expect_nhwc_table_matches_portable(kernels::avx2::nhwc_kernels_f32());
+}
+
+TEST(KernelTables, NhwcAvx512MatchesPortable) {
+  if (kernels::cpu_supported_capability() < kernels::CpuCapability::kAvx512)
+    GTEST_SKIP() << "no AVX-512 on this CPU";
+  torch::manual_seed(7);
+  expect_nhwc_table_matches_portable(kernels::avx512::nhwc_kernels_f32());
+}
+
+TEST(KernelTables, CapabilityRequests) {
+  using kernels::CpuCapability;
+  using kernels::parse_cpu_capability;
+  EXPECT_EQ(parse_cpu_capability("", CpuCapability::kAvx2), CpuCapability::kAvx2);
+  EXPECT_EQ(parse_cpu_capability("avx2", CpuCapability::kAvx512), CpuCapability::kAvx2);
+  EXPECT_EQ(parse_cpu_capability("portable", CpuCapability::kAvx512), CpuCapability::kPortable);
+  EXPECT_EQ(parse_cpu_capability("avx512", CpuCapability::kAvx512), CpuCapability::kAvx512);
+  const auto message = [](const std::string& text, CpuCapability supported) {
+    try {
+      parse_cpu_capability(text, supported);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message("avx512", CpuCapability::kAvx2),
+            "DATANAS_CPU_CAPABILITY=avx512: this CPU supports at most avx2");
+  EXPECT_EQ(message("sse4", CpuCapability::kAvx512),
+            "DATANAS_CPU_CAPABILITY=sse4: expected portable, avx2 or avx512");
+  // What the kernels run with is never more than the CPU has.
+  EXPECT_LE(kernels::kernel_capability(), kernels::cpu_supported_capability());
 }
 
 // Every op of the registry and the 1x1 cell preprocessing, both strides, supernet (affine =

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli_support.h"
+#include "kernels/cpu_capability.h"
 #include "space/genotype.h"
 
 namespace datanas {
@@ -69,6 +70,8 @@ TEST_F(SearchCli, SearchWritesEveryOutput) {
   EXPECT_EQ(config["threads"], 1);
   EXPECT_EQ(config["sampler"], "egs");
   EXPECT_EQ(config["kernels"], "native");
+  // The kernels' instruction set, the one this test process would use too.
+  EXPECT_EQ(config["cpu_capability"], kernels::cpu_capability_name(kernels::kernel_capability()));
 
   const json alphas = json::parse(slurp(a / "alphas.json"));
   for (const char* cell : {"normal", "reduce"}) {

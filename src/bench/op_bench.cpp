@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "bench/bench_timing.h"
+#include "kernels/cpu_capability.h"
 #include "space/op_blocks.h"
 #include "space/ops.h"
 #include "util/error.h"
@@ -141,6 +142,7 @@ void run_op_bench(const OpBenchOptions& o, const std::function<void(const json&)
                 {"stride", o.stride},
                 {"threads", at::get_num_threads()},
                 {"memory_format", memory_format_name(o.channels_last)},
+                {"cpu_capability", kernels::cpu_capability_name(kernels::kernel_capability())},
                 {"fwd_ms", fwd_ms},
                 {"fwd_bwd_ms", fwd_bwd_ms},
                 {"fwd_limit_ms", fwd_bytes * to_ms},

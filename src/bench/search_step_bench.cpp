@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "bench/bench_timing.h"
+#include "kernels/cpu_capability.h"
 #include "nets/network.h"
 #include "search/run_files.h"
 #include "search/search_state.h"
@@ -256,6 +257,7 @@ void run_search_step_bench(const SearchBenchConfig& config, const SearchBenchOpt
                     {"threads", at::get_num_threads()},
                     {"memory_format", memory_format_name(bench.channels_last)},
                     {"kernels", kernel_backend_name(bench.kernels)},
+                    {"cpu_capability", kernels::cpu_capability_name(kernels::kernel_capability())},
                     {"fast_ms", times.total_ms},
                     {"fast_arch_ms", times.arch_ms},
                     {"fast_weight_ms", times.weight_ms},

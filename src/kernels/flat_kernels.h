@@ -2,8 +2,8 @@
 // supernet edge (weighted_sum.h): the weighted sum of the op outputs and, backward, the dot
 // product of each output with the upstream gradient and each output's gradient; the same sum
 // adds the gradients of a tensor's consumers (fan_out.h); and the SGD step (sgd_step.h). Built
-// like nhwc_kernels.h: AVX2 + FMA for float where the CPU has it, portable otherwise and for
-// double.
+// like nhwc_kernels.h: AVX-512 or AVX2 + FMA for float where the CPU has it, portable otherwise
+// and for double.
 #pragma once
 #include <cstdint>
 
@@ -34,7 +34,8 @@ struct FlatKernels {
                         int64_t end);
   // The SGD step over [begin, end) (buf unused without momentum) in LibTorch's arithmetic: each
   // of its adds with a scale is one fused multiply-add where its kernels have FMA (the AVX2
-  // table), and two roundings where not (portable), so the float numbers are LibTorch's.
+  // and AVX-512 tables), and two roundings where not (portable), so the float numbers are
+  // LibTorch's.
   void (*sgd_update)(T* p, const T* g, T* buf, int64_t begin, int64_t end,
                      const SgdCoefficients<T>& c);
 };
@@ -47,6 +48,10 @@ const FlatKernels<double>& flat_kernels_f64();
 namespace avx2 {
 const FlatKernels<float>& flat_kernels_f32();  // call only where the CPU has AVX2 and FMA
 }  // namespace avx2
+
+namespace avx512 {
+const FlatKernels<float>& flat_kernels_f32();  // call only where the CPU has AVX-512 F/DQ/VL/BW
+}  // namespace avx512
 
 const FlatKernels<float>& best_flat_kernels_f32();
 inline const FlatKernels<double>& best_flat_kernels_f64() { return portable::flat_kernels_f64(); }

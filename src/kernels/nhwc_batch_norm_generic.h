@@ -12,6 +12,28 @@ namespace nhwc {
 namespace {
 using namespace simd;
 
+// Independent partial sums per channel vector in the row sums below: with one chain per sum,
+// every pixel waits for the previous pixel's add (a 16-channel row under AVX-512 is one vector a
+// pixel). K vectors of a channel block count as K chains.
+template <int K>
+constexpr int kSumChains = K >= 4 ? 1 : 4 / K;
+
+// add(u, p) for every pixel p < pixels, pixel p in chain u = p mod U (the last pixels in chain 0).
+template <int U, typename Add>
+inline void over_pixels_in_chains(int64_t pixels, const Add& add) {
+  int64_t p = 0;
+  for (; p + U <= pixels; p += U)
+    for (int u = 0; u < U; ++u) add(u, p + u);
+  for (; p < pixels; ++p) add(0, p);
+}
+
+// a[0][v] = a[0][v] + a[1][v] + ... in chain order.
+template <typename E, int U, int K>
+inline void join_chains(E (&a)[U][K]) {
+  for (int u = 1; u < U; ++u)
+    for (int v = 0; v < K; ++v) a[0][v] += a[u][v];
+}
+
 // Adds, per channel, the sums of (z - shift) and of its square over the `pixels` pixels of z
 // (pixels x C): partial sums in T over the pixels, then double accumulators.
 template <typename T>
@@ -19,19 +41,23 @@ void add_row_moments(const T* z, int64_t pixels, int64_t C, const T* shift, doub
                      double* sum_squares) {
   for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
     DATANAS_BLOCK_TYPES(blk);
-    E s[K], q[K], sh[K];
-    clear(s, K);
-    clear(q, K);
+    constexpr int U = kSumChains<K>;
+    E s[U][K], q[U][K], sh[K];
+    clear(&s[0][0], U * K);
+    clear(&q[0][0], U * K);
     for (int v = 0; v < K; ++v) sh[v] = load<E>(shift + c0 + v * L);
-    for (int64_t p = 0; p < pixels; ++p) {
+    const auto add = [&](int u, int64_t p) {
       for (int v = 0; v < K; ++v) {
         const E d = load<E>(z + p * C + c0 + v * L) - sh[v];
-        s[v] += d;
-        q[v] += d * d;
+        s[u][v] += d;
+        q[u][v] += d * d;
       }
-    }
-    add_lanes<E, T>(s, K, sum + c0);
-    add_lanes<E, T>(q, K, sum_squares + c0);
+    };
+    over_pixels_in_chains<U>(pixels, add);
+    join_chains(s);
+    join_chains(q);
+    add_lanes<E, T>(s[0], K, sum + c0);
+    add_lanes<E, T>(q[0], K, sum_squares + c0);
   });
 }
 
@@ -42,19 +68,23 @@ void add_row_grad_moments(const T* x, const T* g, int64_t pixels, int64_t C, con
                           double* sum_g, double* sum_gx) {
   for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
     DATANAS_BLOCK_TYPES(blk);
-    E s[K], q[K], m[K];
-    clear(s, K);
-    clear(q, K);
+    constexpr int U = kSumChains<K>;
+    E s[U][K], q[U][K], m[K];
+    clear(&s[0][0], U * K);
+    clear(&q[0][0], U * K);
     for (int v = 0; v < K; ++v) m[v] = load<E>(mean + c0 + v * L);
-    for (int64_t p = 0; p < pixels; ++p) {
+    const auto add = [&](int u, int64_t p) {
       for (int v = 0; v < K; ++v) {
         const E gv = load<E>(g + p * C + c0 + v * L);
-        s[v] += gv;
-        q[v] += gv * (load<E>(x + p * C + c0 + v * L) - m[v]);
+        s[u][v] += gv;
+        q[u][v] += gv * (load<E>(x + p * C + c0 + v * L) - m[v]);
       }
-    }
-    add_lanes<E, T>(s, K, sum_g + c0);
-    add_lanes<E, T>(q, K, sum_gx + c0);
+    };
+    over_pixels_in_chains<U>(pixels, add);
+    join_chains(s);
+    join_chains(q);
+    add_lanes<E, T>(s[0], K, sum_g + c0);
+    add_lanes<E, T>(q[0], K, sum_gx + c0);
   });
 }
 

@@ -35,7 +35,7 @@ template <typename T>
 void dw_pw_forward(const T* x, const T* dw, const T* pwt, T* z, int64_t C, int64_t outputs,
                    const ConvGeometry& g, const T* in_scale, const T* in_offset, T* scratch,
                    const BlockSums<T>& sums) {
-  pad_sample(x, scratch, C, g, /*relu=*/true, in_scale, in_offset);
+  pad_for_rows(x, scratch, C, g, /*relu=*/true, in_scale, in_offset);
   T* dw_band = scratch + padded(g).height * padded(g).width * C;
   T* z_scratch = dw_band + kBandRows * g.out_width * C;
   const int64_t row_size = g.out_width * outputs;
@@ -43,7 +43,7 @@ void dw_pw_forward(const T* x, const T* dw, const T* pwt, T* z, int64_t C, int64
     const int64_t rows = g.out_height - oh0 < kBandRows ? g.out_height - oh0 : kBandRows;
     const int64_t pixels = rows * g.out_width;
     for (int64_t r = 0; r < rows; ++r)
-      conv_row(scratch, dw, dw_band + r * g.out_width * C, C, g, oh0 + r);
+      conv_row_of(scratch, dw, dw_band + r * g.out_width * C, C, g, oh0 + r);
     T* z_band = z ? z + oh0 * row_size : z_scratch;
     pointwise<T>(dw_band, pwt, z_band, C, outputs, 0, pixels, /*relu_x=*/false, nullptr);
     if (oh0 == 0)

@@ -157,6 +157,123 @@ inline void conv_row(const T* P, const T* w, T* y_row, int64_t C, const ConvGeom
   for (; ow < g.out_width; ++ow) conv_outputs<T, 1>(P, w, y_row, C, g, oh, ow);
 }
 
+// The padded sample in channel blocks: block b holds channels [b L, b L + L) (L = the vector's
+// lanes) of every padded pixel, L values apart, so the inputs of a tap row are at offsets the
+// compiler knows (t L) from one pointer. In NHWC they are t C apart with C known only at run
+// time, and GCC ran out of registers for the offsets (spilling them on every tap row) and kept
+// the depthwise rows far from the FMA units' throughput. For stride 1, C a multiple of L and the
+// four tap shapes of the cell space; conv_row reads NHWC otherwise.
+template <typename T>
+inline bool blocks_channels(int64_t C, const ConvGeometry& g) {
+  const bool taps = (g.kernel == 3 || g.kernel == 5) && (g.dilation == 1 || g.dilation == 2);
+  return g.stride == 1 && taps && C % Simd<T>::lanes == 0;
+}
+
+// pad_sample into the channel-blocked layout (where blocks_channels).
+template <typename T>
+void pad_sample_blocked(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu,
+                        const T* scale = nullptr, const T* offset = nullptr) {
+  using V = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::lanes;
+  const PaddedPlane pp = padded(g);
+  const int64_t blocks = C / L, plane = pp.height * pp.width * L, pad = g.padding;
+  const V zero{};
+  for (int64_t b = 0; b < blocks; ++b) {
+    T* dst = out + b * plane;
+    for (int64_t h = 0; h < pp.height; ++h) {
+      const bool inner_row = h >= pad && h < pad + g.height;
+      for (int64_t w = 0; w < pp.width; ++w) {
+        if (!inner_row || w < pad || w >= pad + g.width) store(dst + (h * pp.width + w) * L, zero);
+      }
+    }
+    const V s = scale ? load<V>(scale + b * L) : zero;
+    const V o = scale ? load<V>(offset + b * L) : zero;
+    for (int64_t h = 0; h < g.height; ++h) {
+      T* row = dst + ((h + pad) * pp.width + pad) * L;
+      const T* src = x + h * g.width * C + b * L;
+      for (int64_t w = 0; w < g.width; ++w) {
+        V v = load<V>(src + w * C);
+        if (scale) v = v * s + o;
+        store(row + w * L, relu ? relu_of(v) : v);
+      }
+    }
+  }
+}
+
+// conv_outputs_sliding on the channel-blocked plane Pb: the same multiply-adds in the same order.
+template <typename T, int KS, int D, int PB>
+inline void conv_outputs_blocked(const T* Pb, const T* w, T* y_row, int64_t C,
+                                 const ConvGeometry& g, int64_t oh, int64_t ow) {
+  using V = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::lanes;
+  constexpr int kInputs = PB + (KS - 1) * D;
+  const int64_t pitch = padded(g).width * L, plane = padded(g).height * pitch;
+  for (int64_t b = 0; b < C / L; ++b) {
+    V acc[PB];
+    clear(acc, PB);
+    for (int i = 0; i < KS; ++i) {
+      const T* row = Pb + b * plane + (oh + i * D) * pitch + ow * L;
+      V wv[KS];
+      for (int j = 0; j < KS; ++j) wv[j] = load<V>(w + (i * KS + j) * C + b * L);
+#pragma GCC unroll 32
+      for (int t = 0; t < kInputs; ++t) {
+        const V xv = load<V>(row + t * L);
+#pragma GCC unroll 8
+        for (int j = 0; j < KS; ++j) {
+          const int q = t - j * D;
+          if (q >= 0 && q < PB) acc[q] += wv[j] * xv;
+        }
+      }
+    }
+    for (int q = 0; q < PB; ++q) store(y_row + (ow + q) * C + b * L, acc[q]);
+  }
+}
+
+template <typename T, int KS, int D>
+inline void conv_row_blocked_taps(const T* Pb, const T* w, T* y_row, int64_t C,
+                                  const ConvGeometry& g, int64_t oh) {
+  int64_t ow = 0;
+  for (; ow + 8 <= g.out_width; ow += 8)
+    conv_outputs_blocked<T, KS, D, 8>(Pb, w, y_row, C, g, oh, ow);
+  for (; ow + 4 <= g.out_width; ow += 4)
+    conv_outputs_blocked<T, KS, D, 4>(Pb, w, y_row, C, g, oh, ow);
+  for (; ow < g.out_width; ++ow) conv_outputs_blocked<T, KS, D, 1>(Pb, w, y_row, C, g, oh, ow);
+}
+
+// Output row oh (NHWC) from the channel-blocked padded sample Pb.
+template <typename T>
+inline void conv_row_blocked(const T* Pb, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
+                             int64_t oh) {
+  if (g.kernel == 3) {
+    if (g.dilation == 1) return conv_row_blocked_taps<T, 3, 1>(Pb, w, y_row, C, g, oh);
+    return conv_row_blocked_taps<T, 3, 2>(Pb, w, y_row, C, g, oh);
+  }
+  if (g.dilation == 1) return conv_row_blocked_taps<T, 5, 1>(Pb, w, y_row, C, g, oh);
+  conv_row_blocked_taps<T, 5, 2>(Pb, w, y_row, C, g, oh);
+}
+
+// The padded sample of x in whichever layout conv_row_of reads for (C, g).
+template <typename T>
+void pad_for_rows(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu,
+                  const T* scale = nullptr, const T* offset = nullptr) {
+  if (blocks_channels<T>(C, g)) {
+    pad_sample_blocked(x, out, C, g, relu, scale, offset);
+  } else {
+    pad_sample(x, out, C, g, relu, scale, offset);
+  }
+}
+
+// Output row oh from a plane that pad_for_rows made.
+template <typename T>
+inline void conv_row_of(const T* P, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
+                        int64_t oh) {
+  if (blocks_channels<T>(C, g)) {
+    conv_row_blocked(P, w, y_row, C, g, oh);
+  } else {
+    conv_row(P, w, y_row, C, g, oh);
+  }
+}
+
 // Scratch: the padded sample, and (backward) its padded input gradient or padded output
 // gradient and the flipped taps.
 inline int64_t conv_scratch(const ConvGeometry& g, int64_t C) {
@@ -167,9 +284,9 @@ inline int64_t conv_scratch(const ConvGeometry& g, int64_t C) {
 template <typename T>
 void conv_forward(const T* x, const T* w, T* y, int64_t C, const ConvGeometry& g, bool relu,
                   T* scratch) {
-  pad_sample(x, scratch, C, g, relu);
+  pad_for_rows(x, scratch, C, g, relu);
   for (int64_t oh = 0; oh < g.out_height; ++oh)
-    conv_row(scratch, w, y + oh * g.out_width * C, C, g, oh);
+    conv_row_of(scratch, w, y + oh * g.out_width * C, C, g, oh);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Channels-last (NHWC) kernels behind the native ops, on raw pointers. In NHWC the C values of a
 // pixel are contiguous, so every kernel's innermost loop runs over channels: plain loops that the
-// compiler vectorises, built twice (nhwc_kernels_avx2.cpp with -mavx2 -mfma for float when the CPU
-// has both, nhwc_kernels_portable.cpp otherwise and for double). The autograd functions split the
+// compiler vectorises, built three times (for float nhwc_kernels_avx512.cpp with AVX-512 and
+// nhwc_kernels_avx2.cpp with -mavx2 -mfma, chosen by cpu_capability.h; nhwc_kernels_portable.cpp
+// otherwise and for double). The autograd functions split the
 // work over samples (convolution, pooling) or pixel ranges (pointwise, batch norm). Like
 // plane_kernels.h, nothing here uses LibTorch or standard-library templates.
 #pragma once
@@ -131,7 +132,11 @@ namespace avx2 {
 const NhwcKernels<float>& nhwc_kernels_f32();  // call only where the CPU has AVX2 and FMA
 }  // namespace avx2
 
-// The fastest float table this CPU runs, and the double one.
+namespace avx512 {
+const NhwcKernels<float>& nhwc_kernels_f32();  // call only where the CPU has AVX-512 F/DQ/VL/BW
+}  // namespace avx512
+
+// The float table of kernel_capability() (cpu_capability.h), and the double one.
 const NhwcKernels<float>& best_nhwc_kernels_f32();
 inline const NhwcKernels<double>& best_nhwc_kernels_f64() { return portable::nhwc_kernels_f64(); }
 

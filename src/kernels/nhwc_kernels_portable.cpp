@@ -1,3 +1,4 @@
+#include "kernels/cpu_capability.h"
 #include "kernels/flat_kernels_generic.h"
 #include "kernels/nhwc_kernels_generic.h"
 
@@ -39,17 +40,28 @@ const FlatKernels<double>& flat_kernels_f64() {
 
 }  // namespace portable
 
-static bool cpu_has_avx2_fma() {
-  static const bool simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return simd;
+// The table of kernel_capability() among a family's three.
+template <typename Table>
+const Table& of_capability(const Table& (*avx512)(), const Table& (*avx2)(),
+                           const Table& (*portable)()) {
+  switch (kernel_capability()) {
+    case CpuCapability::kAvx512:
+      return avx512();
+    case CpuCapability::kAvx2:
+      return avx2();
+    default:
+      return portable();
+  }
 }
 
 const NhwcKernels<float>& best_nhwc_kernels_f32() {
-  return cpu_has_avx2_fma() ? avx2::nhwc_kernels_f32() : portable::nhwc_kernels_f32();
+  return of_capability(avx512::nhwc_kernels_f32, avx2::nhwc_kernels_f32,
+                       portable::nhwc_kernels_f32);
 }
 
 const FlatKernels<float>& best_flat_kernels_f32() {
-  return cpu_has_avx2_fma() ? avx2::flat_kernels_f32() : portable::flat_kernels_f32();
+  return of_capability(avx512::flat_kernels_f32, avx2::flat_kernels_f32,
+                       portable::flat_kernels_f32);
 }
 
 }  // namespace kernels

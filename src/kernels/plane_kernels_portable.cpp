@@ -1,3 +1,4 @@
+#include "kernels/cpu_capability.h"
 #include "kernels/plane_kernels_generic.h"
 
 namespace datanas {
@@ -31,8 +32,9 @@ const PlaneKernels<double>& kernels_f64() {
 }  // namespace portable
 
 const PlaneKernels<float>& best_kernels_f32() {
-  static const bool simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return simd ? avx2::kernels_f32() : portable::kernels_f32();
+  // The planes have no AVX-512 table: the AVX2 one serves both.
+  return kernel_capability() >= CpuCapability::kAvx2 ? avx2::kernels_f32()
+                                                     : portable::kernels_f32();
 }
 
 }  // namespace kernels

@@ -10,8 +10,11 @@ namespace kernels {
 namespace simd {
 namespace {
 
-// The target's vector width: 32 bytes where AVX is on (the AVX2 file), else 16 (SSE2, NEON).
-#if defined(__AVX__)
+// The target's vector width: 64 bytes where AVX-512 is on (the AVX-512 file), 32 where AVX is
+// (the AVX2 file), else 16 (SSE2, NEON).
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#elif defined(__AVX__)
 constexpr int kVectorBytes = 32;
 #else
 constexpr int kVectorBytes = 16;
@@ -21,6 +24,8 @@ template <typename T>
 struct Simd {
   typedef T Vec __attribute__((vector_size(kVectorBytes)));
   static constexpr int lanes = kVectorBytes / sizeof(T);
+  // Half as wide: a channel remainder of 8 floats under AVX-512 still fills a vector.
+  typedef T HalfVec __attribute__((vector_size(kVectorBytes / 2)));
 };
 
 // K elements of type E (a vector or the scalar T) cover `width` channels.
@@ -53,11 +58,23 @@ inline void store(T* p, const E& v) {
   *reinterpret_cast<Unaligned*>(p) = v;
 }
 
-// store(p, v) past the caches where the target has such a store (AVX, a 32-byte aligned p): for
-// outputs too large to stay in cache, it saves reading each line in before overwriting it. The
-// caller ends a run of them with stream_fence().
+// store(p, v) past the caches where the target has such a store (AVX, a p aligned to the vector's
+// size): for outputs too large to stay in cache, it saves reading each line in before
+// overwriting it. The caller ends a run of them with stream_fence().
 template <typename E, typename T>
 inline void stream_store(T* p, const E& v) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(E) == 64) {
+    if ((reinterpret_cast<uintptr_t>(p) & 63) == 0) {
+      if constexpr (sizeof(T) == 4) {
+        __builtin_ia32_movntps512(reinterpret_cast<float*>(p), v);
+      } else {
+        __builtin_ia32_movntpd512(reinterpret_cast<double*>(p), v);
+      }
+      return;
+    }
+  }
+#endif
 #if defined(__AVX__)
   if constexpr (sizeof(E) == 32) {
     if ((reinterpret_cast<uintptr_t>(p) & 31) == 0) {
@@ -118,6 +135,10 @@ inline void for_channel_blocks(int64_t C, const F& f) {
   int64_t c0 = 0;
   for (; c0 + 2 * L <= C; c0 += 2 * L) f(Block<V, 2, L>{}, c0);
   for (; c0 + L <= C; c0 += L) f(Block<V, 1, L>{}, c0);
+  if constexpr (kVectorBytes == 64) {
+    using H = typename Simd<T>::HalfVec;
+    for (; c0 + L / 2 <= C; c0 += L / 2) f(Block<H, 1, L / 2>{}, c0);
+  }
   for (; c0 < C; ++c0) f(Block<T, 1, 1>{}, c0);
 }
 

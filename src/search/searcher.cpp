@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "kernels/cpu_capability.h"
 #include "search/run_files.h"
 #include "tasks/search_task.h"
 #include "util/error.h"
@@ -52,6 +53,8 @@ SearchResult run_search(const SearchOptions& requested, bool resume) {
   const std::string& log_path = folder.log;
   json config = search_options_to_json(options);
   config["resolved_threads"] = threads;
+  // The native kernels' instruction set: their numbers differ in rounding from one to another.
+  config["cpu_capability"] = kernels::cpu_capability_name(kernels::kernel_capability());
   write_json_file(folder.config, config);
 
   std::unique_ptr<SearchTask> task = make_search_task(options, device);

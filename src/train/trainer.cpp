@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "data/datasets.h"
+#include "kernels/cpu_capability.h"
 #include "kernels/sgd_step.h"
 #include "search/run_files.h"
 #include "train/model_file.h"
@@ -111,6 +112,8 @@ TrainResult run_training(const TrainOptions& requested, bool resume) {
   const std::string& log_path = folder.log;
   json config = train_options_to_json(options);
   config["resolved_threads"] = threads;
+  // The native kernels' instruction set: their numbers differ in rounding from one to another.
+  config["cpu_capability"] = kernels::cpu_capability_name(kernels::kernel_capability());
   config["genotype_resolved"] = json::parse(genotype_to_json(genotype));
   write_json_file(folder.config, config);
 
