@@ -169,33 +169,34 @@ inline bool blocks_channels(int64_t C, const ConvGeometry& g) {
   return g.stride == 1 && taps && C % Simd<T>::lanes == 0;
 }
 
-// pad_sample into the channel-blocked layout (where blocks_channels).
+// pad_sample into the channel-blocked layout (where blocks_channels). The sizes are copied into
+// locals: the vector stores may alias anything, and GCC re-read g's fields after every one.
 template <typename T>
 void pad_sample_blocked(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu,
                         const T* scale = nullptr, const T* offset = nullptr) {
   using V = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::lanes;
-  const PaddedPlane pp = padded(g);
-  const int64_t blocks = C / L, plane = pp.height * pp.width * L, pad = g.padding;
+  const int64_t H = g.height, W = g.width, pad = g.padding;
+  const int64_t Hp = H + 2 * pad, Wp = W + 2 * pad, blocks = C / L;
   const V zero{};
   for (int64_t b = 0; b < blocks; ++b) {
-    T* dst = out + b * plane;
-    for (int64_t h = 0; h < pp.height; ++h) {
-      const bool inner_row = h >= pad && h < pad + g.height;
-      for (int64_t w = 0; w < pp.width; ++w) {
-        if (!inner_row || w < pad || w >= pad + g.width) store(dst + (h * pp.width + w) * L, zero);
-      }
-    }
     const V s = scale ? load<V>(scale + b * L) : zero;
     const V o = scale ? load<V>(offset + b * L) : zero;
-    for (int64_t h = 0; h < g.height; ++h) {
-      T* row = dst + ((h + pad) * pp.width + pad) * L;
-      const T* src = x + h * g.width * C + b * L;
-      for (int64_t w = 0; w < g.width; ++w) {
+    T* dst = out + b * Hp * Wp * L;
+    for (int64_t h = 0; h < Hp; ++h) {
+      T* row = dst + h * Wp * L;
+      if (h < pad || h >= pad + H) {
+        for (int64_t w = 0; w < Wp; ++w) store(row + w * L, zero);
+        continue;
+      }
+      const T* src = x + (h - pad) * W * C + b * L;
+      for (int64_t w = 0; w < pad; ++w) store(row + w * L, zero);
+      for (int64_t w = 0; w < W; ++w) {
         V v = load<V>(src + w * C);
         if (scale) v = v * s + o;
-        store(row + w * L, relu ? relu_of(v) : v);
+        store(row + (pad + w) * L, relu ? relu_of(v) : v);
       }
+      for (int64_t w = pad + W; w < Wp; ++w) store(row + w * L, zero);
     }
   }
 }
@@ -233,6 +234,11 @@ template <typename T, int KS, int D>
 inline void conv_row_blocked_taps(const T* Pb, const T* w, T* y_row, int64_t C,
                                   const ConvGeometry& g, int64_t oh) {
   int64_t ow = 0;
+  // 16 accumulator chains where AVX-512's 32 registers hold them: 8 only just cover the FMA
+  // latency of the two units.
+  if constexpr (kVectorBytes == 64)
+    for (; ow + 16 <= g.out_width; ow += 16)
+      conv_outputs_blocked<T, KS, D, 16>(Pb, w, y_row, C, g, oh, ow);
   for (; ow + 8 <= g.out_width; ow += 8)
     conv_outputs_blocked<T, KS, D, 8>(Pb, w, y_row, C, g, oh, ow);
   for (; ow + 4 <= g.out_width; ow += 4)
