@@ -200,29 +200,6 @@ TEST(KernelTables, NhwcAvx512MatchesPortable) {
   expect_nhwc_table_matches_portable(kernels::avx512::nhwc_kernels_f32());
 }
 
-TEST(KernelTables, CapabilityRequests) {
-  using kernels::CpuCapability;
-  using kernels::parse_cpu_capability;
-  EXPECT_EQ(parse_cpu_capability("", CpuCapability::kAvx2), CpuCapability::kAvx2);
-  EXPECT_EQ(parse_cpu_capability("avx2", CpuCapability::kAvx512), CpuCapability::kAvx2);
-  EXPECT_EQ(parse_cpu_capability("portable", CpuCapability::kAvx512), CpuCapability::kPortable);
-  EXPECT_EQ(parse_cpu_capability("avx512", CpuCapability::kAvx512), CpuCapability::kAvx512);
-  const auto message = [](const std::string& text, CpuCapability supported) {
-    try {
-      parse_cpu_capability(text, supported);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_EQ(message("avx512", CpuCapability::kAvx2),
-            "DATANAS_CPU_CAPABILITY=avx512: this CPU supports at most avx2");
-  EXPECT_EQ(message("sse4", CpuCapability::kAvx512),
-            "DATANAS_CPU_CAPABILITY=sse4: expected portable, avx2 or avx512");
-  // What the kernels run with is never more than the CPU has.
-  EXPECT_LE(kernels::kernel_capability(), kernels::cpu_supported_capability());
-}
-
 // Every op of the registry and the 1x1 cell preprocessing, both strides, supernet (affine =
 // false, BN after pools) and evaluation (affine) flavours, NCHW and channels-last: same
 // parameters, same outputs, gradients and BN statistics.
