@@ -62,7 +62,9 @@ void add_search_flags(CLI::App& app, SearchFlags& f) {
   app.add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--kernels", f.kernels,
-                 "native (own CPU kernels) | torch (LibTorch's; always used off the CPU)")
+                 "native (own CPU kernels, the widest SIMD the CPU has; environment variable "
+                 "DATANAS_CPU_CAPABILITY=avx2|portable narrows it) | torch (LibTorch's; always "
+                 "used off the CPU)")
       ->capture_default_str();
   app.add_option("--on-nonfinite", o->on_nonfinite,
                  "NaN/Inf loss or gradient: stop (keep the last checkpoint) | skip the batch")

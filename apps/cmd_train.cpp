@@ -48,7 +48,9 @@ void add_train_flags(CLI::App& app, TrainOptions& o) {
                  "GiB the run may use (0 = MemAvailable); larger runs are refused up front")
       ->capture_default_str();
   app.add_option("--kernels", o.kernels,
-                 "native (own CPU kernels) | torch (LibTorch's; always used off the CPU)")
+                 "native (own CPU kernels, the widest SIMD the CPU has; environment variable "
+                 "DATANAS_CPU_CAPABILITY=avx2|portable narrows it) | torch (LibTorch's; always "
+                 "used off the CPU)")
       ->capture_default_str();
 }
 
