@@ -97,35 +97,45 @@ inline void conv_outputs(const T* P, const T* w, T* y_row, int64_t C, const Conv
   });
 }
 
+// The sliding multiply-adds of PB outputs of one channel vector: tap row i's inputs start at
+// x + i * row_step, input t at + t * step, tap (i, j)'s weights at w + (i KS + j) C. Each input of
+// a tap row is loaded once and serves every (output, tap) pair that reads it: PB + (KS - 1) D
+// loads per PB KS multiply-adds. Always inlined, so a step known at the call (the channel-blocked
+// plane's) is a constant in the addresses.
+template <typename E, typename T, int KS, int D, int PB>
+__attribute__((always_inline)) inline void slide_taps(const T* x, int64_t row_step, int64_t step,
+                                                      const T* w, int64_t C, E (&acc)[PB]) {
+  constexpr int kInputs = PB + (KS - 1) * D;
+  clear(acc, PB);
+  for (int i = 0; i < KS; ++i) {
+    const T* row = x + i * row_step;
+    E wv[KS];
+    for (int j = 0; j < KS; ++j) wv[j] = load<E>(w + (i * KS + j) * C);
+#pragma GCC unroll 32
+    for (int t = 0; t < kInputs; ++t) {
+      const E xv = load<E>(row + t * step);
+#pragma GCC unroll 8
+      for (int j = 0; j < KS; ++j) {
+        const int q = t - j * D;
+        if (q >= 0 && q < PB) acc[q] += wv[j] * xv;
+      }
+    }
+  }
+}
+
 // Stride 1, taps KS x KS at dilation D: outputs ow .. ow + PB - 1 of row oh, one vector of
-// channels at a time. Each input of a tap row is loaded once and serves every (output, tap) pair
-// that reads it: PB + (KS - 1) D loads per PB KS multiply-adds, where conv_outputs loads an input
-// per multiply-add and was bound by loads.
+// channels at a time (slide_taps), where conv_outputs loads an input per multiply-add and was
+// bound by loads.
 template <typename T, int KS, int D, int PB>
 inline void conv_outputs_sliding(const T* P, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
                                  int64_t oh, int64_t ow) {
   const int64_t pitch = padded(g).width * C;
-  constexpr int kInputs = PB + (KS - 1) * D;
   for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
     DATANAS_BLOCK_TYPES(blk);
     for (int v = 0; v < K; ++v) {
       const int64_t c = c0 + v * L;
       E acc[PB];
-      clear(acc, PB);
-      for (int i = 0; i < KS; ++i) {
-        const T* row = P + (oh + i * D) * pitch + ow * C + c;
-        E wv[KS];
-        for (int j = 0; j < KS; ++j) wv[j] = load<E>(w + (i * KS + j) * C + c);
-#pragma GCC unroll 32
-        for (int t = 0; t < kInputs; ++t) {
-          const E xv = load<E>(row + t * C);
-#pragma GCC unroll 8
-          for (int j = 0; j < KS; ++j) {
-            const int q = t - j * D;
-            if (q >= 0 && q < PB) acc[q] += wv[j] * xv;
-          }
-        }
-      }
+      slide_taps<E, T, KS, D, PB>(P + oh * pitch + ow * C + c, D * pitch, C, w + c, C, acc);
       for (int q = 0; q < PB; ++q) store(y_row + (ow + q) * C + c, acc[q]);
     }
   });
@@ -207,25 +217,11 @@ inline void conv_outputs_blocked(const T* Pb, const T* w, T* y_row, int64_t C,
                                  const ConvGeometry& g, int64_t oh, int64_t ow) {
   using V = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::lanes;
-  constexpr int kInputs = PB + (KS - 1) * D;
   const int64_t pitch = padded(g).width * L, plane = padded(g).height * pitch;
   for (int64_t b = 0; b < C / L; ++b) {
     V acc[PB];
-    clear(acc, PB);
-    for (int i = 0; i < KS; ++i) {
-      const T* row = Pb + b * plane + (oh + i * D) * pitch + ow * L;
-      V wv[KS];
-      for (int j = 0; j < KS; ++j) wv[j] = load<V>(w + (i * KS + j) * C + b * L);
-#pragma GCC unroll 32
-      for (int t = 0; t < kInputs; ++t) {
-        const V xv = load<V>(row + t * L);
-#pragma GCC unroll 8
-        for (int j = 0; j < KS; ++j) {
-          const int q = t - j * D;
-          if (q >= 0 && q < PB) acc[q] += wv[j] * xv;
-        }
-      }
-    }
+    slide_taps<V, T, KS, D, PB>(Pb + b * plane + oh * pitch + ow * L, D * pitch, L, w + b * L, C,
+                                acc);
     for (int q = 0; q < PB; ++q) store(y_row + (ow + q) * C + b * L, acc[q]);
   }
 }
