@@ -67,11 +67,12 @@ std::vector<at::Tensor> leaves_for(const Case& c, at::ScalarType dtype) {
 
 // Every depthwise geometry of the cell space (sep/dil convs, stride 1 and 2); odd sizes, batch 1,
 // rows shorter and longer than the 8-output blocks of the stride-1 kernels, channel counts off
-// the vector width, more outputs than inputs and fewer.
+// the vector width and of one or more whole vectors, more outputs than inputs and fewer.
 std::vector<Case> cases() {
   std::vector<Case> out;
   std::vector<Shape> shapes = kShapes;
   shapes.push_back({2, 16, 11, 21});
+  shapes.push_back({1, 32, 9, 10});  // two channel blocks under AVX-512
   const std::vector<Conv> convs = {{3, 1, 1}, {5, 1, 1}, {3, 1, 2},
                                    {5, 1, 2}, {3, 2, 1}, {5, 2, 2}};
   for (const Shape& s : shapes) {

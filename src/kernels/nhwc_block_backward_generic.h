@@ -2,8 +2,8 @@
 // sample at a time, part of the NHWC kernels (nhwc_kernels_generic.h). Everything between the
 // block's input and its output lives in scratch: the padded input (made once; it serves the
 // depthwise output made again and the depthwise weight gradient), the batch norm's input
-// gradient, and the depthwise output's gradient, written straight into the padded plane that the
-// gather-form depthwise backward reads.
+// gradient, and the depthwise output's gradient, padded for the gather-form depthwise backward.
+// The padded planes take pad_for_rows' layout (channel-blocked where the depthwise rows are).
 #pragma once
 #include <cstdint>
 
@@ -35,10 +35,10 @@ void dw_pw_backward(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const Con
   T* u = flipped + g.kernel * g.kernel * C;
   T* gz = u + pixels * C;
   normalize_backward(s.z, s.gy, gz, outputs, 0, pixels, s.a, s.b, s.c0);
-  pad_sample(s.x, P, C, g, /*relu=*/true);
+  pad_for_rows(s.x, P, C, g, /*relu=*/true);
   if (s.gw_pw) {
     for (int64_t oh = 0; oh < g.out_height; ++oh)
-      conv_row(P, s.dw, u + oh * g.out_width * C, C, g, oh);
+      conv_row_of(P, s.dw, u + oh * g.out_width * C, C, g, oh);
     pointwise_wgrad(u, gz, s.gw_pw, C, outputs, 0, pixels, /*relu_x=*/false);
   }
   if (!s.gx) return;
@@ -47,13 +47,18 @@ void dw_pw_backward(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const Con
     conv_backward_scatter(s.x, s.dw, u, s.gx, s.gw_dw, C, g, /*relu=*/true, scratch);
     return;
   }
-  // The gather form: u's gradient (u has the input's size) goes into G's inner part.
-  zero_border(G, C, g);
-  T* inner = G + g.padding * pitch + g.padding * C;
+  // The gather form: u's gradient (u has the input's size) goes into G, laid out as P. Where
+  // that is NHWC (one channel block is too) the pointwise conv writes it into G's inner part;
+  // else into u's buffer, padded into G after.
+  const bool in_place = !blocks_channels<T>(C, g) || C == Simd<T>::lanes;
+  T* gu = in_place ? G + g.padding * pitch + g.padding * C : u;
+  const int64_t gu_pitch = in_place ? pitch : g.width * C;
+  if (in_place) zero_border(G, C, g);
   for (int64_t h = 0; h < g.height; ++h)
-    pointwise(gz + h * g.width * outputs, s.pw, inner + h * pitch, outputs, C, 0, g.width,
+    pointwise(gz + h * g.width * outputs, s.pw, gu + h * gu_pitch, outputs, C, 0, g.width,
               /*relu_x=*/false, static_cast<const T*>(nullptr));
-  if (s.gw_dw) tap_weight_grads(P, inner, pitch, s.gw_dw, C, g);
+  if (s.gw_dw) tap_weight_grads(P, gu, gu_pitch, s.gw_dw, C, g);
+  if (!in_place) pad_for_rows(gu, G, C, g, /*relu=*/false);
   gather_input_grads(G, s.dw, s.x, s.gx, C, g, /*relu=*/true, flipped);
 }
 

@@ -121,38 +121,48 @@ inline void tap_run_grads(const T* P, const T* gy_row, T* gw, int64_t C, const C
   });
 }
 
-// gw[taps (i, 0) .. (i, KS - 1)] += the sums over output row oh (stride 1, dilation D), PB
-// outputs at a time: each input is loaded once for every (output, tap) pair that reads it, where
-// tap_run_grads loads one per multiply-add.
+// The sums over one output row of gy * the inputs at tap row's KS offsets (stride 1, dilation
+// D), PB outputs at a time: each input is loaded once for every (output, tap) pair that reads
+// it, where tap_run_grads loads one per multiply-add. Input t is at x + t * step, output q's
+// gradient at gy + q * gy_step. Always inlined, so the channel-blocked plane's step is a
+// constant in the addresses (as in slide_taps).
+template <typename E, typename T, int KS, int D, int PB>
+__attribute__((always_inline)) inline void slide_tap_grads(const T* x, int64_t step, const T* gy,
+                                                           int64_t gy_step, int64_t width,
+                                                           E (&acc)[KS]) {
+  constexpr int kInputs = PB + (KS - 1) * D;
+  clear(acc, KS);
+  int64_t ow = 0;
+  for (; ow + PB <= width; ow += PB) {
+    E up[PB];
+    for (int q = 0; q < PB; ++q) up[q] = load<E>(gy + (ow + q) * gy_step);
+#pragma GCC unroll 32
+    for (int t = 0; t < kInputs; ++t) {
+      const E xv = load<E>(x + (ow + t) * step);
+#pragma GCC unroll 8
+      for (int j = 0; j < KS; ++j) {
+        const int q = t - j * D;
+        if (q >= 0 && q < PB) acc[j] += up[q] * xv;
+      }
+    }
+  }
+  for (; ow < width; ++ow) {
+    const E up = load<E>(gy + ow * gy_step);
+    for (int j = 0; j < KS; ++j) acc[j] += up * load<E>(x + (ow + j * D) * step);
+  }
+}
+
+// gw[taps (i, 0) .. (i, KS - 1)] += the sums over output row oh of the NHWC padded sample P.
 template <typename T, int KS, int D, int PB>
 inline void tap_row_grads_sliding(const T* P, const T* gy_row, T* gw, int64_t C,
                                   const ConvGeometry& g, int64_t oh, int64_t i) {
   const T* p_row = P + (oh + i * D) * padded(g).width * C;
-  constexpr int kInputs = PB + (KS - 1) * D;
   for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
     DATANAS_BLOCK_TYPES(blk);
     for (int v = 0; v < K; ++v) {
       const int64_t c = c0 + v * L;
       E acc[KS];
-      clear(acc, KS);
-      int64_t ow = 0;
-      for (; ow + PB <= g.out_width; ow += PB) {
-        E up[PB];
-        for (int q = 0; q < PB; ++q) up[q] = load<E>(gy_row + (ow + q) * C + c);
-#pragma GCC unroll 32
-        for (int t = 0; t < kInputs; ++t) {
-          const E xv = load<E>(p_row + (ow + t) * C + c);
-#pragma GCC unroll 8
-          for (int j = 0; j < KS; ++j) {
-            const int q = t - j * D;
-            if (q >= 0 && q < PB) acc[j] += up[q] * xv;
-          }
-        }
-      }
-      for (; ow < g.out_width; ++ow) {
-        const E up = load<E>(gy_row + ow * C + c);
-        for (int j = 0; j < KS; ++j) acc[j] += up * load<E>(p_row + (ow + j * D) * C + c);
-      }
+      slide_tap_grads<E, T, KS, D, PB>(p_row + c, C, gy_row + c, C, g.out_width, acc);
       for (int j = 0; j < KS; ++j) {
         T* tap = gw + (i * KS + j) * C + c;
         store(tap, load<E>(tap) + acc[j]);
@@ -161,37 +171,70 @@ inline void tap_row_grads_sliding(const T* P, const T* gy_row, T* gw, int64_t C,
   });
 }
 
-// Row oh of gy starts at gy + oh * gy_pitch.
+// tap_row_grads_sliding on the channel-blocked padded sample Pb (pad_sample_blocked).
+template <typename T, int KS, int D, int PB>
+inline void tap_row_grads_blocked(const T* Pb, const T* gy_row, T* gw, int64_t C,
+                                  const ConvGeometry& g, int64_t oh, int64_t i) {
+  using V = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::lanes;
+  const int64_t pitch = padded(g).width * L, plane = padded(g).height * pitch;
+  for (int64_t b = 0; b < C / L; ++b) {
+    V acc[KS];
+    slide_tap_grads<V, T, KS, D, PB>(Pb + b * plane + (oh + i * D) * pitch, L, gy_row + b * L, C,
+                                     g.out_width, acc);
+    for (int j = 0; j < KS; ++j) {
+      T* tap = gw + (i * KS + j) * C + b * L;
+      store(tap, load<V>(tap) + acc[j]);
+    }
+  }
+}
+
+template <typename T, int KS, int D>
+inline void tap_grads_of_row(const T* P, const T* gy_row, T* gw, int64_t C, const ConvGeometry& g,
+                             int64_t oh) {
+  constexpr int PB = 8;
+  for (int64_t i = 0; i < KS; ++i) {
+    if (blocks_channels<T>(C, g)) {
+      tap_row_grads_blocked<T, KS, D, PB>(P, gy_row, gw, C, g, oh, i);
+    } else {
+      tap_row_grads_sliding<T, KS, D, PB>(P, gy_row, gw, C, g, oh, i);
+    }
+  }
+}
+
+// gw += the taps' gradients from P (made by pad_for_rows) and gy, whose row oh starts at
+// gy + oh * gy_pitch (NHWC).
 template <typename T>
 void tap_weight_grads(const T* P, const T* gy, int64_t gy_pitch, T* gw, int64_t C,
                       const ConvGeometry& g) {
-  constexpr int PB = 8;
+  const int64_t k = g.kernel, d = g.dilation;
   for (int64_t oh = 0; oh < g.out_height; ++oh) {
     const T* gy_row = gy + oh * gy_pitch;
-    for (int64_t i = 0; i < g.kernel; ++i) {
-      const int64_t k = g.kernel, d = g.dilation;
-      if (k == 3 && d == 1) {
-        tap_row_grads_sliding<T, 3, 1, PB>(P, gy_row, gw, C, g, oh, i);
-      } else if (k == 3 && d == 2) {
-        tap_row_grads_sliding<T, 3, 2, PB>(P, gy_row, gw, C, g, oh, i);
-      } else if (k == 5 && d == 1) {
-        tap_row_grads_sliding<T, 5, 1, PB>(P, gy_row, gw, C, g, oh, i);
-      } else if (k == 5 && d == 2) {
-        tap_row_grads_sliding<T, 5, 2, PB>(P, gy_row, gw, C, g, oh, i);
-      } else if (g.kernel == 3) {
-        tap_run_grads<T, 3>(P, gy_row, gw, C, g, oh, i, 0);
-      } else if (g.kernel == 5) {
-        tap_run_grads<T, 5>(P, gy_row, gw, C, g, oh, i, 0);
-      } else {
-        for (int64_t j = 0; j < g.kernel; ++j) tap_run_grads<T, 1>(P, gy_row, gw, C, g, oh, i, j);
+    if (k == 3 && d == 1) {
+      tap_grads_of_row<T, 3, 1>(P, gy_row, gw, C, g, oh);
+    } else if (k == 3 && d == 2) {
+      tap_grads_of_row<T, 3, 2>(P, gy_row, gw, C, g, oh);
+    } else if (k == 5 && d == 1) {
+      tap_grads_of_row<T, 5, 1>(P, gy_row, gw, C, g, oh);
+    } else if (k == 5 && d == 2) {
+      tap_grads_of_row<T, 5, 2>(P, gy_row, gw, C, g, oh);
+    } else {
+      for (int64_t i = 0; i < k; ++i) {
+        if (k == 3) {
+          tap_run_grads<T, 3>(P, gy_row, gw, C, g, oh, i, 0);
+        } else if (k == 5) {
+          tap_run_grads<T, 5>(P, gy_row, gw, C, g, oh, i, 0);
+        } else {
+          for (int64_t j = 0; j < k; ++j) tap_run_grads<T, 1>(P, gy_row, gw, C, g, oh, i, j);
+        }
       }
     }
   }
 }
 
-// The gather form's input gradient from the padded output gradient G (laid out like the padded
-// input): the convolution of G with the taps flipped (into `flipped`, k*k*C), passed by the
-// ReLU where x > 0.
+// The gather form's input gradient from the padded output gradient G (made by pad_for_rows, or
+// in the same layout): the convolution of G with the taps flipped (into `flipped`, k*k*C), passed
+// by the ReLU where x > 0.
 template <typename T>
 void gather_input_grads(const T* G, const T* w, const T* x, T* gx, int64_t C, const ConvGeometry& g,
                         bool relu, T* flipped) {
@@ -200,7 +243,7 @@ void gather_input_grads(const T* G, const T* w, const T* x, T* gx, int64_t C, co
     for (int64_t c = 0; c < C; ++c) flipped[(taps - 1 - t) * C + c] = w[t * C + c];
   for (int64_t h = 0; h < g.height; ++h) {
     T* gx_row = gx + h * g.width * C;
-    conv_row(G, flipped, gx_row, C, g, h);
+    conv_row_of(G, flipped, gx_row, C, g, h);
     if (relu) {
       const T* x_row = x + h * g.width * C;
       for (int64_t e = 0; e < g.width * C; ++e) gx_row[e] = x_row[e] > T(0) ? gx_row[e] : T(0);
@@ -215,11 +258,11 @@ void conv_backward_gather(const T* x, const T* w, const T* gy, T* gx, T* gw, int
   T* P = scratch;
   T* G = scratch + plane;
   if (gw) {
-    pad_sample(x, P, C, g, relu);
+    pad_for_rows(x, P, C, g, relu);
     tap_weight_grads(P, gy, g.out_width * C, gw, C, g);
   }
   // The output gradient has the input's size and padding here, so G is laid out like P.
-  pad_sample(gy, G, C, g, /*relu=*/false);
+  pad_for_rows(gy, G, C, g, /*relu=*/false);
   gather_input_grads(G, w, x, gx, C, g, relu, G + plane);
 }
 
