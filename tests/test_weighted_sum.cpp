@@ -59,7 +59,10 @@ TEST(KernelWeightedSum, MatchesLibTorchInBothLayouts) {
           for (size_t j = 0; j < count; ++j) index[j] = static_cast<int64_t>(j);
         const at::Tensor w = torch::rand({8});
         const at::Tensor up = laid_out(torch::randn({s.n, s.c, s.h, s.w}), nhwc);
-        const Grads native = run(native_weighted_sum, values, w, index, up);
+        const Grads native =
+            run([](const std::vector<at::Tensor>& v, const at::Tensor& wl,
+                   const std::vector<int64_t>& i) { return native_weighted_sum(v, wl, i); },
+                values, w, index, up);
         const Grads torch_ = run(reference_sum, values, w, index, up);
         const std::string what = layout_name(nhwc) + std::to_string(count) + " terms " +
                                  std::to_string(s.c) + "x" + std::to_string(s.h);

@@ -22,20 +22,34 @@ struct FusedInputs {
   at::Tensor x, dw_weight, pw_weight;
   DepthwiseConvOptions conv;
   BatchNormArgs bn;
+  OutputWeight weight;
 };
 
-// The forward: z (the block before its batch norm) is kept for the backward.
-at::Tensor forward_fused(AutogradContext* ctx, const FusedInputs& in) {
+// The forward: z (the block before its batch norm) is kept for the backward. Weighted, the
+// outputs are z and its map (fused_batch_norm.h), else the block's output.
+variable_list forward_fused(AutogradContext* ctx, const FusedInputs& in) {
   DwPwOutput block = native_dw_pw_forward(in.x, in.dw_weight, in.pw_weight, in.conv, nullptr);
   BatchMoments moments;
-  const at::Tensor y =
-      normalize_with_moments(block.z, block.mean, block.var, in.bn, /*keep_z=*/true, &moments);
-  ctx->save_for_backward(
-      {in.x, in.dw_weight, in.pw_weight, in.bn.weight, block.z, moments.mean, moments.invstd});
+  variable_list out;
+  const bool weighted = present(in.weight.row);
+  if (weighted) {
+    const double w = weight_value(in.weight.row, in.weight.index);
+    at::Tensor map = batch_norm_map(block.z, block.mean, block.var, in.bn, &moments);
+    ctx->mark_non_differentiable({map});
+    ctx->saved_data["w"] = w;
+    out = {block.z, map};
+  } else {
+    out = {
+        normalize_with_moments(block.z, block.mean, block.var, in.bn, /*keep_z=*/true, &moments)};
+  }
+  ctx->saved_data["weighted"] = weighted;
+  ctx->save_for_backward({in.x, in.dw_weight, in.pw_weight, in.bn.weight, block.z, moments.mean,
+                          moments.invstd, in.bn.bias, in.weight.row});
+  ctx->saved_data["index"] = in.weight.index;
   ctx->saved_data["stride"] = in.conv.stride;
   ctx->saved_data["padding"] = in.conv.padding;
   ctx->saved_data["dilation"] = in.conv.dilation;
-  return y;
+  return out;
 }
 
 template <typename T>
@@ -50,8 +64,14 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const int64_t N = x.size(0), C = x.size(1), outputs = pw_weight.size(0);
   const int64_t taps = g.kernel * g.kernel, pixels = g.out_height * g.out_width;
   const int64_t in_size = g.height * g.width * C, z_size = pixels * outputs;
+  const at::Tensor &bn_bias = saved[7], &row = saved[8];
   const at::Tensor gy = grad.contiguous(at::MemoryFormat::ChannelsLast);
-  const NormalizeBackwardMap map = batch_norm_backward_map(z, gy, {mean, invstd}, bn_weight);
+  const bool weighted = ctx->saved_data["weighted"].toBool();
+  double w_grad = 0.0;
+  const NormalizeBackwardMap map =
+      weighted ? weighted_backward_map(z, gy, {mean, invstd}, bn_weight, bn_bias,
+                                       ctx->saved_data["w"].toDouble(), &w_grad)
+               : batch_norm_backward_map(z, gy, {mean, invstd}, bn_weight);
   const std::vector<T> a = values_of<T>(map.a), b = values_of<T>(map.b), c0 = values_of<T>(map.c0);
   // An architecture step wants no weight gradients.
   const bool want_x = ctx->needs_input_grad(0), want_dw = ctx->needs_input_grad(1);
@@ -94,11 +114,16 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
           at::Tensor(),
           at::Tensor(),
           at::Tensor(),
+          at::Tensor(),
+          weighted && ctx->needs_input_grad(7)  // row: the 8th tensor input
+              ? row_grad_of(row, ctx->saved_data["index"].toInt(), w_grad)
+              : at::Tensor(),
           at::Tensor()};
 }
 
 FusedInputs checked(const at::Tensor& x, const at::Tensor& dw_weight, const at::Tensor& pw_weight,
-                    const DepthwiseConvOptions& conv, const BatchNormArgs& bn) {
+                    const DepthwiseConvOptions& conv, const BatchNormArgs& bn,
+                    const OutputWeight& weight) {
   const std::string what = "depthwise + pointwise conv + batch norm";
   if (!nhwc_float_cpu(x)) throw Error(what + ": expected a channels-last float/double CPU input");
   const ConvGeometry g = depthwise_geometry(x, dw_weight, conv.stride, conv.padding, conv.dilation);
@@ -106,19 +131,24 @@ FusedInputs checked(const at::Tensor& x, const at::Tensor& dw_weight, const at::
       pw_weight.size(3) != 1 || pw_weight.scalar_type() != x.scalar_type())
     throw Error(what + ": expected a (outputs, C, 1, 1) pointwise weight of x's dtype");
   check_batch_norm_args(bn, pw_weight.size(0), x.size(0) * g.out_height * g.out_width, what);
-  return {x.contiguous(at::MemoryFormat::ChannelsLast), dw_weight, pw_weight, conv, bn};
+  if (present(weight.row) &&
+      (weight.row.dim() != 1 || weight.index < 0 || weight.index >= weight.row.numel()))
+    throw Error(what + ": expected a 1-D weight row and an index into it");
+  return {x.contiguous(at::MemoryFormat::ChannelsLast), dw_weight, pw_weight, conv, bn, weight};
 }
 
 struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
   // The conv options travel as their fields: autograd functions take tensors and scalars.
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& dw_weight,
-                            const at::Tensor& pw_weight, std::vector<int64_t> conv,
-                            const at::Tensor& bn_weight, const at::Tensor& bn_bias,
-                            const at::Tensor& running_mean, const at::Tensor& running_var,
-                            double momentum, double eps) {
+  // row (empty: unweighted) and index: the OutputWeight.
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
+                               const at::Tensor& dw_weight, const at::Tensor& pw_weight,
+                               std::vector<int64_t> conv, const at::Tensor& bn_weight,
+                               const at::Tensor& bn_bias, const at::Tensor& running_mean,
+                               const at::Tensor& running_var, double momentum, double eps,
+                               const at::Tensor& row, int64_t index) {
     const FusedInputs in =
         checked(x, dw_weight, pw_weight, {conv[0], conv[1], conv[2], /*relu_input=*/true},
-                {bn_weight, bn_bias, running_mean, running_var, momentum, eps});
+                {bn_weight, bn_bias, running_mean, running_var, momentum, eps}, {row, index});
     ctx->saved_data["has_bias"] = present(bn_bias);
     return forward_fused(ctx, in);
   }
@@ -129,6 +159,25 @@ struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
   }
 };
 
+variable_list apply_fused(const at::Tensor& x, const at::Tensor& dw_weight,
+                          const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
+                          const BatchNormArgs& bn, const OutputWeight& weight) {
+  return DwPwBNFunction::apply(
+      x, dw_weight, pw_weight,
+      std::vector<int64_t>{options.stride, options.padding, options.dilation},
+      or_empty(bn.weight, x), or_empty(bn.bias, x), or_empty(bn.running_mean, x),
+      or_empty(bn.running_var, x), bn.momentum, bn.eps, or_empty(weight.row, x), weight.index);
+}
+
+// Whether the fused function takes x (else the separate native ops).
+bool fuses(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
+           const DepthwiseConvOptions& options) {
+  // A strided conv's output is a quarter of its input: storing it costs less than making it
+  // again in the backward (measured: dil_conv_5x5 at stride 2, 1.49 against 1.74 ms).
+  return nhwc_float_cpu(x) && uses_batch_statistics(bn) && at::GradMode::is_enabled() &&
+         options.stride == 1;
+}
+
 }  // namespace
 
 at::Tensor native_dw_pw_bn_train(const at::Tensor& x, const at::Tensor& dw_weight,
@@ -136,28 +185,31 @@ at::Tensor native_dw_pw_bn_train(const at::Tensor& x, const at::Tensor& dw_weigh
                                  const at::Tensor& bn_weight, const at::Tensor& bn_bias,
                                  const at::Tensor& running_mean, const at::Tensor& running_var,
                                  double momentum, double eps) {
-  return DwPwBNFunction::apply(
-      x, dw_weight, pw_weight,
-      std::vector<int64_t>{options.stride, options.padding, options.dilation},
-      or_empty(bn_weight, x), or_empty(bn_bias, x), or_empty(running_mean, x),
-      or_empty(running_var, x), momentum, eps);
+  return apply_fused(x, dw_weight, pw_weight, options,
+                     {bn_weight, bn_bias, running_mean, running_var, momentum, eps}, {})[0];
 }
 
 at::Tensor dw_pw_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                             const at::Tensor& dw_weight, const at::Tensor& pw_weight,
                             const DepthwiseConvOptions& options) {
-  // A strided conv's output is a quarter of its input: storing it costs less than making it
-  // again in the backward (measured: dil_conv_5x5 at stride 2, 1.49 against 1.74 ms).
-  if (!nhwc_float_cpu(x) || !uses_batch_statistics(bn) || !at::GradMode::is_enabled() ||
-      options.stride != 1) {
+  if (!fuses(bn, x, options)) {
     DepthwiseConvOptions relu_conv = options;
     relu_conv.relu_input = true;
     const at::Tensor u = native_depthwise_conv2d(x, dw_weight, relu_conv);
     return pointwise_conv_batch_norm(bn, u, pw_weight, /*relu_input=*/false);
   }
-  return native_dw_pw_bn_train(x, dw_weight, pw_weight, options, bn.weight, bn.bias,
-                               bn.running_mean, bn.running_var, next_momentum(bn),
-                               bn.options.eps());
+  return apply_fused(x, dw_weight, pw_weight, options, training_args(bn), {})[0];
+}
+
+kernels::WeightedOutput dw_pw_batch_norm_weighted(torch::nn::BatchNorm2dImpl& bn,
+                                                  const at::Tensor& x, const at::Tensor& dw_weight,
+                                                  const at::Tensor& pw_weight,
+                                                  const DepthwiseConvOptions& options,
+                                                  const kernels::OutputWeight& weight) {
+  if (!fuses(bn, x, options)) return {dw_pw_batch_norm(bn, x, dw_weight, pw_weight, options), {}};
+  const variable_list out =
+      apply_fused(x, dw_weight, pw_weight, options, training_args(bn), weight);
+  return {out[0], out[1]};
 }
 
 }  // namespace datanas

@@ -9,6 +9,7 @@
 
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise_conv.h"
+#include "kernels/fused_batch_norm.h"
 
 namespace datanas {
 
@@ -19,6 +20,14 @@ namespace datanas {
 at::Tensor dw_pw_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                             const at::Tensor& dw_weight, const at::Tensor& pw_weight,
                             const DepthwiseConvOptions& options);
+
+// The block weighed in a supernet node's sum (kernels/fused_batch_norm.h): {z, map} where the
+// fused function takes x, else {dw_pw_batch_norm(...), undefined}.
+kernels::WeightedOutput dw_pw_batch_norm_weighted(torch::nn::BatchNorm2dImpl& bn,
+                                                  const at::Tensor& x, const at::Tensor& dw_weight,
+                                                  const at::Tensor& pw_weight,
+                                                  const DepthwiseConvOptions& options,
+                                                  const kernels::OutputWeight& weight);
 
 // The fused function itself. bn_weight, bn_bias and the running statistics may be undefined
 // (affine = false, no running statistics), which are updated as at::batch_norm does.

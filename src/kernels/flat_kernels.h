@@ -26,6 +26,12 @@ struct FlatKernels {
   // y[e] = sum_k w[k] values[k][e] over [begin, end), for count <= kMaxWeightedTerms terms.
   void (*weighted_sum)(const T* const* values, const T* w, int count, T* y, int64_t begin,
                        int64_t end);
+  // y[p C + c] = sum_k w[k] (values[k][p C + c] scales[k C + c] + offsets[k C + c]) over the
+  // channels-last elements [begin, end) (whole pixels: multiples of C), for count <=
+  // kMaxWeightedTerms terms.
+  void (*channel_weighted_sum)(const T* const* values, const T* w, const T* scales,
+                               const T* offsets, int count, int64_t C, T* y, int64_t begin,
+                               int64_t end);
   // dots[k] += sum_e values[k][e] g[e] over [begin, end).
   void (*dots)(const T* const* values, int count, const T* g, double* dots, int64_t begin,
                int64_t end);

@@ -32,6 +32,29 @@ void weighted_sum(const T* const* values, const T* w, int count, T* y, int64_t b
   }
 }
 
+// The pixels are the outer loop inside each channel block: a block's maps stay in L1 while the
+// values stream past. Each term is rounded as weighted_sum rounds w[k] times a value that a
+// batch-norm pass (scale_shift) made first.
+template <typename T>
+void channel_weighted_sum(const T* const* values, const T* w, const T* scales, const T* offsets,
+                          int count, int64_t C, T* y, int64_t begin, int64_t end) {
+  for_channel_blocks<T>(C, [&](auto blk, int64_t c0) {
+    DATANAS_BLOCK_TYPES(blk);
+    for (int64_t e = begin + c0; e < end; e += C) {
+      for (int v = 0; v < K; ++v) {
+        const int64_t c = c0 + v * L;
+        E acc{};
+        for (int k = 0; k < count; ++k) {
+          const E value = load<E>(values[k] + e + v * L) * load<E>(scales + k * C + c) +
+                          load<E>(offsets + k * C + c);
+          acc = k == 0 ? splat<E>(w[k]) * value : acc + splat<E>(w[k]) * value;
+        }
+        store(y + e + v * L, acc);
+      }
+    }
+  });
+}
+
 template <typename T>
 void dots(const T* const* values, int count, const T* g, double* out, int64_t begin, int64_t end) {
   using V = typename Simd<T>::Vec;
@@ -92,6 +115,7 @@ template <typename T>
 FlatKernels<T> generic_flat_table() {
   FlatKernels<T> t;
   t.weighted_sum = weighted_sum<T>;
+  t.channel_weighted_sum = channel_weighted_sum<T>;
   t.dots = dots<T>;
   t.scaled_copies = scaled_copies<T>;
   t.sgd_update = sgd_update<T>;

@@ -1,14 +1,20 @@
 #include "kernels/fused_batch_norm.h"
 
 #include <ATen/ATen.h>
+#include <torch/nn/modules/batchnorm.h>
 
 #include <vector>
 
+#include "kernels/batch_norm.h"
 #include "kernels/batch_norm_passes.h"
 #include "util/error.h"
 
 namespace datanas {
 namespace kernels {
+
+BatchNormArgs training_args(torch::nn::BatchNorm2dImpl& bn) {
+  return {bn.weight, bn.bias, bn.running_mean, bn.running_var, next_momentum(bn), bn.options.eps()};
+}
 
 void check_batch_norm_args(const BatchNormArgs& bn, int64_t channels, int64_t count,
                            const std::string& what) {
@@ -44,6 +50,45 @@ NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tens
   return normalize_backward_map(sums.first, sums.second, weight, moments.mean.data_ptr<double>(),
                                 moments.invstd.data_ptr<double>(),
                                 static_cast<double>(z.numel() / z.size(1)));
+}
+
+double weight_value(const at::Tensor& row, int64_t index) {
+  return row.detach().select(0, index).item<double>();
+}
+
+at::Tensor batch_norm_map(const at::Tensor& z, const at::Tensor& mean, const at::Tensor& var,
+                          const BatchNormArgs& bn, BatchMoments* moments) {
+  at::Tensor scale, offset;
+  const BatchMoments m =
+      affine_from_moments(mean, var, z.numel() / z.size(1), bn.weight, bn.bias, bn.running_mean,
+                          bn.running_var, bn.momentum, bn.eps, scale, offset);
+  if (moments) *moments = m;
+  return at::stack({scale, offset}).to(z.scalar_type());
+}
+
+NormalizeBackwardMap weighted_backward_map(const at::Tensor& z, const at::Tensor& g,
+                                           const BatchMoments& moments, const at::Tensor& weight,
+                                           const at::Tensor& bias, double w, double* w_grad) {
+  NormalizeBackwardMap map = batch_norm_backward_map(z, g, moments, weight);
+  // The value is w (gamma zhat + beta): its w gradient is sum_c gamma_c <g, zhat>_c + beta_c
+  // <g, 1>_c, the bn map's own weight and bias gradients.
+  const std::vector<double> gamma =
+      present(weight) ? values_of<double>(weight) : std::vector<double>();
+  const std::vector<double> beta = present(bias) ? values_of<double>(bias) : std::vector<double>();
+  double sum = 0.0;
+  for (size_t c = 0; c < map.a.size(); ++c)
+    sum += (gamma.empty() ? 1.0 : gamma[c]) * map.grad_weight[c] +
+           (beta.empty() ? 0.0 : beta[c] * map.grad_bias[c]);
+  *w_grad = sum;
+  for (auto* v : {&map.a, &map.b, &map.c0, &map.grad_weight, &map.grad_bias})
+    for (double& x : *v) x *= w;
+  return map;
+}
+
+at::Tensor row_grad_of(const at::Tensor& row, int64_t index, double w_grad) {
+  at::Tensor grad = at::zeros({row.numel()}, row.options().dtype(at::kDouble));
+  grad.data_ptr<double>()[index] = w_grad;
+  return grad.to(row.scalar_type()).view(row.sizes());
 }
 
 at::Tensor weight_grad_of(const NormalizeBackwardMap& map, const at::Tensor& weight) {

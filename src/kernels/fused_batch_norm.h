@@ -10,6 +10,12 @@
 
 #include "kernels/batch_norm_math.h"
 
+namespace torch {
+namespace nn {
+class BatchNorm2dImpl;
+}  // namespace nn
+}  // namespace torch
+
 namespace datanas {
 namespace kernels {
 
@@ -18,6 +24,10 @@ struct BatchNormArgs {
   at::Tensor weight, bias, running_mean, running_var;
   double momentum = 0.1, eps = 1e-5;
 };
+
+// bn's arguments for a training step: its tensors, eps and this step's momentum (next_momentum:
+// the step is counted).
+BatchNormArgs training_args(torch::nn::BatchNorm2dImpl& bn);
 
 // Throws an Error naming `what` unless every present tensor of `bn` has `channels` values and a
 // channel has more than one value (count) to normalise.
@@ -34,6 +44,36 @@ at::Tensor normalize_with_moments(at::Tensor& z, const at::Tensor& mean, const a
 // mean and invstd.
 NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tensor& gy,
                                              const BatchMoments& moments, const at::Tensor& weight);
+
+// An op's output weighed in a supernet node's sum (nets/mixed_op.h): the op stands for the value
+// w * bn(z), w = row[index], and gives the sum z and bn's map (2, C: scale[c], offset[c], in z's
+// dtype) instead of bn(z): the normalising pass is the sum's own. The sum weighs the mapped z by
+// the same w and passes back d loss / d value as z's gradient (weighted_sum.h); the op's
+// backward applies w and gives row its gradient.
+struct OutputWeight {
+  at::Tensor row;  // absent: a plain output
+  int64_t index = 0;
+};
+struct WeightedOutput {
+  at::Tensor z, map;  // map undefined: z is the plain output
+};
+
+// row[index] as a double.
+double weight_value(const at::Tensor& row, int64_t index);
+
+// normalize_with_moments leaving z as it is: the running statistics updated alike; returns the
+// map above.
+at::Tensor batch_norm_map(const at::Tensor& z, const at::Tensor& mean, const at::Tensor& var,
+                          const BatchNormArgs& bn, BatchMoments* moments);
+
+// batch_norm_backward_map for the value w * bn(z) from its gradient g: bn's map of g scaled by
+// w (it is linear in g), bn's weight and bias gradients alike; *w_grad = d loss / d w.
+NormalizeBackwardMap weighted_backward_map(const at::Tensor& z, const at::Tensor& g,
+                                           const BatchMoments& moments, const at::Tensor& weight,
+                                           const at::Tensor& bias, double w, double* w_grad);
+
+// row's gradient: w_grad at index, zero elsewhere.
+at::Tensor row_grad_of(const at::Tensor& row, int64_t index, double w_grad);
 
 // The gradients of the batch norm's weight and bias (undefined where absent).
 at::Tensor weight_grad_of(const NormalizeBackwardMap& map, const at::Tensor& weight);

@@ -49,23 +49,38 @@ BlockMoments pool_with_moments(const FusedInputs& in, T* zp, const at::Tensor& g
   return moments.combine(P, in.x.options().dtype(at::kDouble));
 }
 
-// With ctx null (no autograd) z is normalised in place and nothing is saved.
+// With ctx null (no autograd) z is normalised in place and nothing is saved. Weighted (ctx
+// non-null), the outputs are z and its map (fused_batch_norm.h), else the normalised output.
 template <typename T>
-at::Tensor forward_typed(AutogradContext* ctx, const FusedInputs& in) {
+variable_list forward_typed(AutogradContext* ctx, const FusedInputs& in,
+                            const OutputWeight& weight) {
   const at::Tensor& x = in.x;
   const int64_t C = x.size(1);
   at::Tensor z = at::empty({x.size(0), C, in.g.out_height, in.g.out_width},
                            x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const BlockMoments zm = pool_with_moments<T>(in, z.data_ptr<T>(), at::Tensor());
   BatchMoments moments;
-  const at::Tensor y = normalize_with_moments(z, zm.mean, zm.var, in.bn, ctx != nullptr, &moments);
+  const bool weighted = ctx && present(weight.row);
+  variable_list out;
+  if (weighted) {
+    const double w = weight_value(weight.row, weight.index);
+    at::Tensor map = batch_norm_map(z, zm.mean, zm.var, in.bn, &moments);
+    ctx->mark_non_differentiable({map});
+    ctx->saved_data["w"] = w;
+    out = {z, map};
+  } else {
+    out = {normalize_with_moments(z, zm.mean, zm.var, in.bn, ctx != nullptr, &moments)};
+  }
   if (ctx) {
     // z holds the windows' maxima: max pooling's backward finds them there, not again.
-    ctx->save_for_backward({x, in.bn.weight, z, moments.mean, moments.invstd});
+    ctx->save_for_backward(
+        {x, in.bn.weight, z, moments.mean, moments.invstd, in.bn.bias, weight.row});
     ctx->saved_data["stride"] = in.g.stride;
     ctx->saved_data["max"] = in.max;
+    ctx->saved_data["weighted"] = weighted;
+    ctx->saved_data["index"] = weight.index;
   }
-  return y;
+  return out;
 }
 
 template <typename T>
@@ -74,8 +89,14 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const at::Tensor &x = saved[0], &bn_weight = saved[1], &z = saved[2];
   const bool max = ctx->saved_data["max"].toBool();
   const PoolGeometry g = pool3x3_geometry(x, ctx->saved_data["stride"].toInt());
+  const at::Tensor &bn_bias = saved[5], &row = saved[6];
   const at::Tensor gy = grad.contiguous(at::MemoryFormat::ChannelsLast);
-  const NormalizeBackwardMap map = batch_norm_backward_map(z, gy, {saved[3], saved[4]}, bn_weight);
+  const bool weighted = ctx->saved_data["weighted"].toBool();
+  double w_grad = 0.0;
+  const NormalizeBackwardMap map =
+      weighted ? weighted_backward_map(z, gy, {saved[3], saved[4]}, bn_weight, bn_bias,
+                                       ctx->saved_data["w"].toDouble(), &w_grad)
+               : batch_norm_backward_map(z, gy, {saved[3], saved[4]}, bn_weight);
   const std::vector<T> a = values_of<T>(map.a), b = values_of<T>(map.b), c0 = values_of<T>(map.c0);
   const auto& k = nhwc_table<T>();
   const int64_t C = x.size(1), P = g.out_height * g.out_width, in_size = g.height * g.width * C;
@@ -103,6 +124,10 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
           at::Tensor(),
           at::Tensor(),
           at::Tensor(),
+          at::Tensor(),
+          weighted && ctx->needs_input_grad(5)  // row: the 6th tensor input
+              ? row_grad_of(row, ctx->saved_data["index"].toInt(), w_grad)
+              : at::Tensor(),
           at::Tensor()};
 }
 
@@ -115,15 +140,18 @@ FusedInputs checked(const at::Tensor& x, int64_t stride, bool max, const BatchNo
 }
 
 struct PoolBNFunction : public torch::autograd::Function<PoolBNFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t stride, bool max,
-                            const at::Tensor& bn_weight, const at::Tensor& bn_bias,
-                            const at::Tensor& running_mean, const at::Tensor& running_var,
-                            double momentum, double eps) {
+  // row (empty: unweighted) and index: the OutputWeight.
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, int64_t stride, bool max,
+                               const at::Tensor& bn_weight, const at::Tensor& bn_bias,
+                               const at::Tensor& running_mean, const at::Tensor& running_var,
+                               double momentum, double eps, const at::Tensor& row, int64_t index) {
     const FusedInputs in =
         checked(x, stride, max, {bn_weight, bn_bias, running_mean, running_var, momentum, eps});
+    if (present(row) && (row.dim() != 1 || index < 0 || index >= row.numel()))
+      throw Error("3x3 pool + batch norm: expected a 1-D weight row and an index into it");
     ctx->saved_data["has_bias"] = present(bn_bias);
-    return x.scalar_type() == at::kFloat ? forward_typed<float>(ctx, in)
-                                         : forward_typed<double>(ctx, in);
+    return x.scalar_type() == at::kFloat ? forward_typed<float>(ctx, in, {row, index})
+                                         : forward_typed<double>(ctx, in, {row, index});
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -132,14 +160,25 @@ struct PoolBNFunction : public torch::autograd::Function<PoolBNFunction> {
   }
 };
 
+variable_list apply_fused(const at::Tensor& x, int64_t stride, bool max, const BatchNormArgs& bn,
+                          const OutputWeight& weight) {
+  return PoolBNFunction::apply(x, stride, max, or_empty(bn.weight, x), or_empty(bn.bias, x),
+                               or_empty(bn.running_mean, x), or_empty(bn.running_var, x),
+                               bn.momentum, bn.eps, or_empty(weight.row, x), weight.index);
+}
+
+bool fuses(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x) {
+  return nhwc_float_cpu(x) && uses_batch_statistics(bn);
+}
+
 }  // namespace
 
 at::Tensor native_pool_bn_train(const at::Tensor& x, int64_t stride, bool max,
                                 const at::Tensor& bn_weight, const at::Tensor& bn_bias,
                                 const at::Tensor& running_mean, const at::Tensor& running_var,
                                 double momentum, double eps) {
-  return PoolBNFunction::apply(x, stride, max, or_empty(bn_weight, x), or_empty(bn_bias, x),
-                               or_empty(running_mean, x), or_empty(running_var, x), momentum, eps);
+  return apply_fused(x, stride, max, {bn_weight, bn_bias, running_mean, running_var, momentum, eps},
+                     {})[0];
 }
 
 bool can_measure_pool(const at::Tensor& x) {
@@ -160,18 +199,24 @@ BlockMoments native_pool_measure(const at::Tensor& x, int64_t stride, bool max,
 
 at::Tensor pool_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, int64_t stride,
                            bool max) {
-  if (!nhwc_float_cpu(x) || !uses_batch_statistics(bn)) {
+  if (!fuses(bn, x)) {
     at::Tensor y = max ? native_max_pool3x3(x, stride) : native_avg_pool3x3(x, stride);
     return batch_norm_forward(bn, std::move(y), KernelBackend::kNative);
   }
-  if (at::GradMode::is_enabled())
-    return native_pool_bn_train(x, stride, max, bn.weight, bn.bias, bn.running_mean, bn.running_var,
-                                next_momentum(bn), bn.options.eps());
+  if (at::GradMode::is_enabled()) return apply_fused(x, stride, max, training_args(bn), {})[0];
   FusedInputs in = checked(
       x, stride, max, {bn.weight, bn.bias, bn.running_mean, bn.running_var, 0.0, bn.options.eps()});
   in.bn.momentum = next_momentum(bn);
-  return x.scalar_type() == at::kFloat ? forward_typed<float>(nullptr, in)
-                                       : forward_typed<double>(nullptr, in);
+  return x.scalar_type() == at::kFloat ? forward_typed<float>(nullptr, in, {})[0]
+                                       : forward_typed<double>(nullptr, in, {})[0];
+}
+
+WeightedOutput pool_batch_norm_weighted(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
+                                        int64_t stride, bool max, const OutputWeight& weight) {
+  if (!fuses(bn, x) || !at::GradMode::is_enabled())
+    return {pool_batch_norm(bn, x, stride, max), {}};
+  const variable_list out = apply_fused(x, stride, max, training_args(bn), weight);
+  return {out[0], out[1]};
 }
 
 }  // namespace datanas

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/batch_norm.h"
+#include "kernels/fused_batch_norm.h"
 
 namespace datanas {
 
@@ -17,6 +18,12 @@ namespace datanas {
 // separate native pool and batch norm.
 at::Tensor pool_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, int64_t stride,
                            bool max);
+
+// The pool weighed in a supernet node's sum (kernels/fused_batch_norm.h): {z, map} where the
+// fused function takes x with autograd on, else {pool_batch_norm(...), undefined}.
+kernels::WeightedOutput pool_batch_norm_weighted(torch::nn::BatchNorm2dImpl& bn,
+                                                 const at::Tensor& x, int64_t stride, bool max,
+                                                 const kernels::OutputWeight& weight);
 
 // The fused function itself. x: channels-last float or double on the CPU; bn_weight, bn_bias
 // and the running statistics may be undefined, which are updated as at::batch_norm does.

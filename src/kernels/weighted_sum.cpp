@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
+
 #include "kernels/flat_kernels.h"
 #include "kernels/layout.h"
 #include "util/error.h"
@@ -44,6 +46,30 @@ void sum_typed(at::TensorList values, const std::vector<T>& w, at::Tensor& y) {
   });
 }
 
+// The sum with mapped values (channels-last): value j's term is w[j] (value * scale + offset)
+// with its map's scales and offsets, 1 and 0 where it has no map.
+template <typename T>
+void mapped_sum_typed(at::TensorList values, const std::vector<at::Tensor>& maps,
+                      const std::vector<T>& w, at::Tensor& y) {
+  const auto& k = kernels::best_flat_kernels<T>();
+  const std::vector<const T*> v = pointers<T>(values);
+  const int64_t C = y.size(1), count = static_cast<int64_t>(v.size());
+  std::vector<T> scales(count * C, T(1)), offsets(count * C, T(0));
+  for (int64_t j = 0; j < count; ++j) {
+    if (!maps[j].defined()) continue;
+    const at::Tensor m = maps[j].contiguous();
+    std::copy(m.data_ptr<T>(), m.data_ptr<T>() + C, scales.begin() + j * C);
+    std::copy(m.data_ptr<T>() + C, m.data_ptr<T>() + 2 * C, offsets.begin() + j * C);
+  }
+  T* yp = y.data_ptr<T>();
+  // Chunks of whole pixels.
+  const int64_t chunk = std::max<int64_t>(1, kernels::kFlatChunk / C) * C;
+  kernels::for_each_pixel_chunk(y.numel(), chunk, [&](int64_t, int64_t b, int64_t e) {
+    k.channel_weighted_sum(v.data(), w.data(), scales.data(), offsets.data(),
+                           static_cast<int>(count), C, yp, b, e);
+  });
+}
+
 // Per-chunk partial dot products <values[j], g>, summed in chunk order (independent of the
 // thread count); with `out`, out[j] = w[j] g in the same pass, while each chunk of g is in cache.
 template <typename T>
@@ -73,20 +99,33 @@ std::vector<double> dots_typed(at::TensorList values, const at::Tensor& g) {
   return scale_and_dot<T>(values, g, {}, nullptr);
 }
 
+bool has_maps(const std::vector<at::Tensor>& maps) {
+  return std::any_of(maps.begin(), maps.end(), [](const at::Tensor& m) { return m.defined(); });
+}
+
 struct WeightedSumFunction : public torch::autograd::Function<WeightedSumFunction> {
+  // maps: empty, or one per value (undefined where the value has none); not differentiable.
   static at::Tensor forward(AutogradContext* ctx, at::TensorList values, const at::Tensor& w,
-                            const std::vector<int64_t>& index) {
+                            const std::vector<int64_t>& index,
+                            const std::vector<at::Tensor>& maps) {
     at::Tensor y =
         at::empty_like(values[0], values[0].options(), values[0].suggest_memory_format());
+    const bool mapped = has_maps(maps);
     if (y.scalar_type() == at::kFloat) {
-      sum_typed<float>(values, gathered<float>(w, index), y);
+      mapped ? mapped_sum_typed<float>(values, maps, gathered<float>(w, index), y)
+             : sum_typed<float>(values, gathered<float>(w, index), y);
     } else {
-      sum_typed<double>(values, gathered<double>(w, index), y);
+      mapped ? mapped_sum_typed<double>(values, maps, gathered<double>(w, index), y)
+             : sum_typed<double>(values, gathered<double>(w, index), y);
     }
     variable_list saved(values.begin(), values.end());
     saved.push_back(w);
     ctx->save_for_backward(saved);
     ctx->saved_data["index"] = index;
+    std::vector<int64_t> plain;  // the values without a map
+    for (size_t j = 0; j < values.size(); ++j)
+      if (!mapped || !maps[j].defined()) plain.push_back(static_cast<int64_t>(j));
+    ctx->saved_data["plain"] = plain;
     return y;
   }
 
@@ -95,28 +134,36 @@ struct WeightedSumFunction : public torch::autograd::Function<WeightedSumFunctio
     const at::Tensor w = saved.back();
     saved.pop_back();
     const std::vector<int64_t> index = ctx->saved_data["index"].toIntVector();
+    const std::vector<int64_t> plain = ctx->saved_data["plain"].toIntVector();
     const size_t count = saved.size();
     const at::Tensor g = grads[0].contiguous(saved[0].suggest_memory_format());
-    // The values' gradients w[index[j]] g and the dots <values[j], g> in one pass.
+    variable_list out(count + 3);
+    // A mapped value's gradient is g itself: its op applies the weight (fused_batch_norm.h).
+    std::vector<bool> is_plain(count, false);
+    for (int64_t j : plain) is_plain[j] = true;
+    for (size_t j = 0; j < count; ++j)
+      if (!is_plain[j] && ctx->needs_input_grad(j)) out[j] = g;
+    // The plain values' gradients w[index[j]] g and the dots <values[j], g> in one pass.
     std::vector<at::Tensor> value_grads;
-    std::vector<int64_t> scaled;  // the j whose gradient is wanted
-    for (size_t j = 0; j < count; ++j) {
+    std::vector<int64_t> scaled;  // the plain j whose gradient is wanted
+    for (int64_t j : plain) {
       if (!ctx->needs_input_grad(j)) continue;
-      scaled.push_back(static_cast<int64_t>(j));
+      scaled.push_back(j);
       value_grads.push_back(at::empty_like(g));
     }
     const bool weight_grad = ctx->needs_input_grad(count);
-    const at::TensorList dotted = weight_grad ? at::TensorList(saved) : at::TensorList();
+    std::vector<at::Tensor> dotted;
+    if (weight_grad)
+      for (int64_t j : plain) dotted.push_back(saved[j]);
     const std::vector<double> d =
         g.scalar_type() == at::kFloat
             ? scale_and_dot<float>(dotted, g, gathered<float>(w, pick(index, scaled)), &value_grads)
             : scale_and_dot<double>(dotted, g, gathered<double>(w, pick(index, scaled)),
                                     &value_grads);
-    variable_list out(count + 2);
     for (size_t s = 0; s < scaled.size(); ++s) out[scaled[s]] = value_grads[s];
     if (weight_grad) {
       at::Tensor gw = at::zeros({w.numel()}, at::kDouble);
-      for (size_t j = 0; j < count; ++j) gw.data_ptr<double>()[index[j]] += d[j];
+      for (size_t p = 0; p < plain.size(); ++p) gw.data_ptr<double>()[index[plain[p]]] += d[p];
       out[count] = gw.to(w.scalar_type()).view(w.sizes());
     }
     return out;
@@ -150,13 +197,24 @@ bool can_weight_natively(const std::vector<at::Tensor>& values) {
 }
 
 at::Tensor native_weighted_sum(const std::vector<at::Tensor>& values, const at::Tensor& w,
-                               const std::vector<int64_t>& index) {
+                               const std::vector<int64_t>& index,
+                               const std::vector<at::Tensor>& maps) {
   if (!can_weight_natively(values) || index.size() != values.size() || w.dim() != 1 ||
       w.scalar_type() != values[0].scalar_type())
     throw Error("weighted sum: expected same-shape CPU values and a 1-D weight per value");
   for (int64_t i : index)
     if (i < 0 || i >= w.numel()) throw Error("weighted sum: weight index out of range");
-  return WeightedSumFunction::apply(at::TensorList(values), w, index);
+  if (!maps.empty()) {
+    const at::Tensor& first = values[0];
+    if (maps.size() != values.size() ||
+        (has_maps(maps) &&
+         (first.dim() != 4 || !first.is_contiguous(at::MemoryFormat::ChannelsLast))))
+      throw Error("weighted sum: expected one map per value and channels-last values");
+    for (const at::Tensor& m : maps)
+      if (m.defined() && (m.numel() != 2 * first.size(1) || m.scalar_type() != first.scalar_type()))
+        throw Error("weighted sum: expected (2, C) maps of the values' dtype");
+  }
+  return WeightedSumFunction::apply(at::TensorList(values), w, index, maps);
 }
 
 }  // namespace datanas

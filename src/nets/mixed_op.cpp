@@ -31,14 +31,22 @@ bool weighs_natively(const std::vector<at::Tensor>& values, const at::Tensor& w,
          w.scalar_type() == values[0].scalar_type();
 }
 
+// Term j of an edge as a tensor of its own.
+at::Tensor term_of(const EdgeTerms& edge, size_t j) {
+  // A mapped value (kernels/fused_batch_norm.h) is only ever summed natively: here alone.
+  if (edge.maps[j].defined())
+    return native_weighted_sum({edge.values[j]}, edge.row, {edge.index[j]}, {edge.maps[j]});
+  return edge.row[edge.index[j]] * edge.values[j];
+}
+
 // sum_j row[index[j]] * values[j]; undefined without values.
 at::Tensor edge_sum(const EdgeTerms& edge, KernelBackend kernels) {
   if (edge.values.empty()) return {};
   if (weighs_natively(edge.values, edge.row, kernels))
-    return native_weighted_sum(edge.values, edge.row, edge.index);
+    return native_weighted_sum(edge.values, edge.row, edge.index, edge.maps);
   at::Tensor sum;
   for (size_t j = 0; j < edge.values.size(); ++j) {
-    at::Tensor term = edge.row[edge.index[j]] * edge.values[j];
+    at::Tensor term = term_of(edge, j);
     sum = sum.defined() ? sum + term : term;
   }
   return sum;
@@ -46,7 +54,7 @@ at::Tensor edge_sum(const EdgeTerms& edge, KernelBackend kernels) {
 
 at::Tensor weighted_values(const std::vector<EdgeTerms>& edges, const at::Tensor& w,
                            KernelBackend kernels) {
-  std::vector<at::Tensor> values;
+  std::vector<at::Tensor> values, maps;
   std::vector<int64_t> index;
   const EdgeTerms* only = nullptr;  // the last edge with values (the one, if with_values is 1)
   int with_values = 0;
@@ -58,17 +66,18 @@ at::Tensor weighted_values(const std::vector<EdgeTerms>& edges, const at::Tensor
     const int64_t offset = static_cast<int64_t>(i) * edge.row.numel();
     for (size_t j = 0; j < edge.values.size(); ++j) {
       values.push_back(edge.values[j]);
+      maps.push_back(edge.maps[j]);
       index.push_back(offset + edge.index[j]);
     }
   }
   if (values.empty()) return {};
   // A lone weight of exactly 1 that carries no gradient (a single selection in the weight step)
   // changes nothing: skip the multiplication.
-  if (values.size() == 1 && !only->row.requires_grad() &&
+  if (values.size() == 1 && !maps[0].defined() && !only->row.requires_grad() &&
       only->row[only->index[0]].item<float>() == 1.0f)
     return values[0];
   if (with_values == 1) return edge_sum(*only, kernels);
-  if (weighs_natively(values, w, kernels)) return native_weighted_sum(values, w, index);
+  if (weighs_natively(values, w, kernels)) return native_weighted_sum(values, w, index, maps);
   at::Tensor sum;
   for (const EdgeTerms& edge : edges) {
     const at::Tensor term = edge_sum(edge, kernels);
@@ -122,13 +131,16 @@ EdgeTerms MixedOpImpl::terms(StateReaders& reads, const at::Tensor& row, const u
     if (mode == ExecMode::kDense) {
       out.index.push_back(static_cast<int64_t>(k));
       out.values.push_back(ops_[k].forward(none ? x : reads.take()));
+      out.maps.emplace_back();
       continue;
     }
     // `none` outputs zeros: it adds nothing to the output nor to any gradient.
     if (none) continue;
     if (selected[k]) {
       out.index.push_back(static_cast<int64_t>(k));
-      out.values.push_back(ops_[k].forward(reads.take()));
+      kernels::WeightedOutput term = weighted_term(k, reads.take(), row);
+      out.values.push_back(std::move(term.z));
+      out.maps.push_back(std::move(term.map));
     } else if (mode == ExecMode::kArchitecture) {
       if (defers && row_values.data_ptr<double>()[k] == 0.0) {
         deferred.push_back(static_cast<int64_t>(k));
@@ -137,6 +149,7 @@ EdgeTerms MixedOpImpl::terms(StateReaders& reads, const at::Tensor& row, const u
       at::NoGradGuard no_grad;
       out.index.push_back(static_cast<int64_t>(k));
       out.values.push_back(ops_[k].forward(x));
+      out.maps.emplace_back();
     }
   }
   if (deferred.empty()) return out;
@@ -148,6 +161,19 @@ EdgeTerms MixedOpImpl::terms(StateReaders& reads, const at::Tensor& row, const u
     return measure_op(self->ops_[deferred[j]], x, g, self->kernels_);
   };
   return out;
+}
+
+kernels::WeightedOutput MixedOpImpl::weighted_term(size_t k, const at::Tensor& x,
+                                                   const at::Tensor& row) {
+  // The ops that end in a fused native batch norm leave it to the node's sum.
+  if (use_native_kernels(kernels_, x) && row.dim() == 1) {
+    const kernels::OutputWeight weight{row, static_cast<int64_t>(k)};
+    torch::nn::Module* op = ops_[k].ptr().get();
+    if (auto* sep = op->as<SepConvImpl>()) return sep->forward_weighted(x, weight);
+    if (auto* dil = op->as<DilConvImpl>()) return dil->forward_weighted(x, weight);
+    if (auto* pool = op->as<PoolImpl>()) return pool->forward_weighted(x, weight);
+  }
+  return {ops_[k].forward(x), {}};
 }
 
 at::Tensor MixedOpImpl::forward(const at::Tensor& x, const at::Tensor& row, const uint8_t* selected,

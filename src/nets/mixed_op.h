@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "kernels/fused_batch_norm.h"
 #include "kernels/kernel_backend.h"
 #include "nets/deferred_terms.h"
 #include "space/cell_weights.h"
@@ -32,9 +33,11 @@ class StateReaders {
 };
 
 // What an edge adds to its node: sum_j row[index[j]] * values[j], and in an architecture step
-// the deferred terms of its unselected ops (nets/deferred_terms.h).
+// the deferred terms of its unselected ops (nets/deferred_terms.h). Where maps[j] is defined,
+// values[j] is an op's output before its batch norm and its term is values[j] mapped by maps[j]
+// (kernels/fused_batch_norm.h's WeightedOutput): such terms are only summed natively.
 struct EdgeTerms {
-  std::vector<at::Tensor> values;
+  std::vector<at::Tensor> values, maps;
   std::vector<int64_t> index;
   at::Tensor row;
   c10::intrusive_ptr<DeferredTerms> deferred;  // null without
@@ -58,6 +61,10 @@ class MixedOpImpl : public torch::nn::Module {
   at::Tensor zero_output(const at::Tensor& x);
 
  private:
+  // Op k's term with autograd: weighed by row[k] where its batch norm can leave the
+  // normalising pass to the node's sum, else its plain output.
+  kernels::WeightedOutput weighted_term(size_t k, const at::Tensor& x, const at::Tensor& row);
+
   KernelBackend kernels_;
   std::vector<torch::nn::AnyModule> ops_;
 };

@@ -109,6 +109,13 @@ double DilConvImpl::measure_pending(const at::Tensor& x, const ChannelAffine* in
   return measured_dot(block, batch_norm_affine(*bn_, block.mean, block.var, block.count));
 }
 
+kernels::WeightedOutput DilConvImpl::forward_weighted(const at::Tensor& x,
+                                                      const kernels::OutputWeight& weight) {
+  if (!use_native_kernels(kernels_, x) || can_fuse(x)) return {forward(x), {}};
+  return dw_pw_batch_norm_weighted(*bn_, x, depthwise_->weight, pointwise_->weight,
+                                   {stride_, padding_, dilation_, /*relu_input=*/true}, weight);
+}
+
 SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
                          int64_t padding, bool affine, KernelBackend kernels)
     : first_(register_module("first",
@@ -127,6 +134,12 @@ at::Tensor SepConvImpl::forward(const at::Tensor& x) {
 double SepConvImpl::measure(const at::Tensor& x, const at::Tensor& grad) {
   const PendingBatchNorm first = first_->forward_pending(x, nullptr);
   return second_->measure_pending(first.z, &first.affine, grad);
+}
+
+kernels::WeightedOutput SepConvImpl::forward_weighted(const at::Tensor& x,
+                                                      const kernels::OutputWeight& weight) {
+  if (can_fuse(x)) return {forward(x), {}};
+  return second_->forward_weighted(first_(x), weight);
 }
 
 FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine,
@@ -167,6 +180,12 @@ at::Tensor PoolImpl::forward(const at::Tensor& x) {
                       : at::avg_pool2d(x, {3, 3}, {stride_, stride_}, {1, 1},
                                        /*ceil_mode=*/false, /*count_include_pad=*/false);
   return bn_ ? bn_(y) : y;
+}
+
+kernels::WeightedOutput PoolImpl::forward_weighted(const at::Tensor& x,
+                                                   const kernels::OutputWeight& weight) {
+  if (!use_native_kernels(kernels_, x) || !bn_) return {forward(x), {}};
+  return pool_batch_norm_weighted(*bn_, x, stride_, max_, weight);
 }
 
 bool PoolImpl::can_measure(const at::Tensor& x) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/batch_norm.h"
+#include "kernels/fused_batch_norm.h"
 #include "kernels/kernel_backend.h"
 #include "kernels/pointwise_conv_bn.h"
 
@@ -70,6 +71,10 @@ class DilConvImpl : public torch::nn::Module {
   }
   double measure_pending(const at::Tensor& x, const ChannelAffine* input_affine,
                          const at::Tensor& grad);
+  // forward(x) as a term of a supernet node's sum weighed by `weight`: {z, map} where the fused
+  // native function takes x (kernels/fused_batch_norm.h), else {forward(x), undefined}.
+  kernels::WeightedOutput forward_weighted(const at::Tensor& x,
+                                           const kernels::OutputWeight& weight);
 
  private:
   int64_t stride_, padding_, dilation_;
@@ -88,6 +93,11 @@ class SepConvImpl : public torch::nn::Module {
   // As DilConv's: both blocks fused, the second one never stores its output.
   bool can_fuse(const at::Tensor& x) { return first_->can_fuse(x) && second_->can_fuse(x); }
   double measure(const at::Tensor& x, const at::Tensor& grad);
+  // forward(x) as a term of a supernet node's sum weighed by `weight`: {z, map} where the fused
+  // native function takes x (kernels/fused_batch_norm.h), else {forward(x), undefined}; the
+  // second block is the weighed one.
+  kernels::WeightedOutput forward_weighted(const at::Tensor& x,
+                                           const kernels::OutputWeight& weight);
 
  private:
   DilConv first_{nullptr}, second_{nullptr};
@@ -120,6 +130,10 @@ class PoolImpl : public torch::nn::Module {
   // running statistics updated as forward(x) would; only where can_measure(x).
   bool can_measure(const at::Tensor& x);
   double measure(const at::Tensor& x, const at::Tensor& grad);
+  // forward(x) as a term of a supernet node's sum weighed by `weight`: {z, map} where the fused
+  // native function takes x (kernels/fused_batch_norm.h), else {forward(x), undefined}.
+  kernels::WeightedOutput forward_weighted(const at::Tensor& x,
+                                           const kernels::OutputWeight& weight);
 
  private:
   bool max_;
