@@ -30,19 +30,8 @@ struct FusedInputs {
 variable_list forward_fused(AutogradContext* ctx, const FusedInputs& in) {
   DwPwOutput block = native_dw_pw_forward(in.x, in.dw_weight, in.pw_weight, in.conv, nullptr);
   BatchMoments moments;
-  variable_list out;
-  const bool weighted = present(in.weight.row);
-  if (weighted) {
-    const double w = weight_value(in.weight.row, in.weight.index);
-    at::Tensor map = batch_norm_map(block.z, block.mean, block.var, in.bn, &moments);
-    ctx->mark_non_differentiable({map});
-    ctx->saved_data["w"] = w;
-    out = {block.z, map};
-  } else {
-    out = {
-        normalize_with_moments(block.z, block.mean, block.var, in.bn, /*keep_z=*/true, &moments)};
-  }
-  ctx->saved_data["weighted"] = weighted;
+  variable_list out = batch_norm_outputs(ctx, block.z, block.mean, block.var, in.bn, in.weight,
+                                         /*keep_z=*/true, &moments);
   ctx->save_for_backward({in.x, in.dw_weight, in.pw_weight, in.bn.weight, block.z, moments.mean,
                           moments.invstd, in.bn.bias, in.weight.row});
   ctx->saved_data["index"] = in.weight.index;
@@ -64,14 +53,12 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const int64_t N = x.size(0), C = x.size(1), outputs = pw_weight.size(0);
   const int64_t taps = g.kernel * g.kernel, pixels = g.out_height * g.out_width;
   const int64_t in_size = g.height * g.width * C, z_size = pixels * outputs;
-  const at::Tensor &bn_bias = saved[7], &row = saved[8];
+  const at::Tensor& bn_bias = saved[7];
+  const OutputWeight weight{saved[8], ctx->saved_data["index"].toInt()};
   const at::Tensor gy = grad.contiguous(at::MemoryFormat::ChannelsLast);
-  const bool weighted = ctx->saved_data["weighted"].toBool();
   double w_grad = 0.0;
   const NormalizeBackwardMap map =
-      weighted ? weighted_backward_map(z, gy, {mean, invstd}, bn_weight, bn_bias,
-                                       ctx->saved_data["w"].toDouble(), &w_grad)
-               : batch_norm_backward_map(z, gy, {mean, invstd}, bn_weight);
+      output_backward_map(z, gy, {mean, invstd}, bn_weight, bn_bias, weight, &w_grad);
   const std::vector<T> a = values_of<T>(map.a), b = values_of<T>(map.b), c0 = values_of<T>(map.c0);
   // An architecture step wants no weight gradients.
   const bool want_x = ctx->needs_input_grad(0), want_dw = ctx->needs_input_grad(1);
@@ -115,9 +102,7 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
           at::Tensor(),
           at::Tensor(),
           at::Tensor(),
-          weighted && ctx->needs_input_grad(7)  // row: the 8th tensor input
-              ? row_grad_of(row, ctx->saved_data["index"].toInt(), w_grad)
-              : at::Tensor(),
+          output_weight_grad(weight, ctx->needs_input_grad(7), w_grad),  // row: tensor input 7
           at::Tensor()};
 }
 
@@ -131,9 +116,7 @@ FusedInputs checked(const at::Tensor& x, const at::Tensor& dw_weight, const at::
       pw_weight.size(3) != 1 || pw_weight.scalar_type() != x.scalar_type())
     throw Error(what + ": expected a (outputs, C, 1, 1) pointwise weight of x's dtype");
   check_batch_norm_args(bn, pw_weight.size(0), x.size(0) * g.out_height * g.out_width, what);
-  if (present(weight.row) &&
-      (weight.row.dim() != 1 || weight.index < 0 || weight.index >= weight.row.numel()))
-    throw Error(what + ": expected a 1-D weight row and an index into it");
+  check_output_weight(weight, what);
   return {x.contiguous(at::MemoryFormat::ChannelsLast), dw_weight, pw_weight, conv, bn, weight};
 }
 

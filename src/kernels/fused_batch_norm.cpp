@@ -1,6 +1,7 @@
 #include "kernels/fused_batch_norm.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/nn/modules/batchnorm.h>
 
 #include <vector>
@@ -52,43 +53,55 @@ NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tens
                                 static_cast<double>(z.numel() / z.size(1)));
 }
 
-double weight_value(const at::Tensor& row, int64_t index) {
-  return row.detach().select(0, index).item<double>();
+void check_output_weight(const OutputWeight& weight, const std::string& what) {
+  if (present(weight.row) &&
+      (weight.row.dim() != 1 || weight.index < 0 || weight.index >= weight.row.numel()))
+    throw Error(what + ": expected a 1-D weight row and an index into it");
 }
 
-at::Tensor batch_norm_map(const at::Tensor& z, const at::Tensor& mean, const at::Tensor& var,
-                          const BatchNormArgs& bn, BatchMoments* moments) {
+std::vector<at::Tensor> batch_norm_outputs(torch::autograd::AutogradContext* ctx, at::Tensor& z,
+                                           const at::Tensor& mean, const at::Tensor& var,
+                                           const BatchNormArgs& bn, const OutputWeight& weight,
+                                           bool keep_z, BatchMoments* moments) {
+  if (!ctx || !present(weight.row))
+    return {normalize_with_moments(z, mean, var, bn, keep_z, moments)};
   at::Tensor scale, offset;
-  const BatchMoments m =
+  *moments =
       affine_from_moments(mean, var, z.numel() / z.size(1), bn.weight, bn.bias, bn.running_mean,
                           bn.running_var, bn.momentum, bn.eps, scale, offset);
-  if (moments) *moments = m;
-  return at::stack({scale, offset}).to(z.scalar_type());
+  at::Tensor map = at::stack({scale, offset}).to(z.scalar_type());
+  ctx->mark_non_differentiable({map});
+  return {z, map};
 }
 
-NormalizeBackwardMap weighted_backward_map(const at::Tensor& z, const at::Tensor& g,
-                                           const BatchMoments& moments, const at::Tensor& weight,
-                                           const at::Tensor& bias, double w, double* w_grad) {
-  NormalizeBackwardMap map = batch_norm_backward_map(z, g, moments, weight);
+NormalizeBackwardMap output_backward_map(const at::Tensor& z, const at::Tensor& gy,
+                                         const BatchMoments& moments, const at::Tensor& bn_weight,
+                                         const at::Tensor& bn_bias, const OutputWeight& weight,
+                                         double* w_grad) {
+  NormalizeBackwardMap map = batch_norm_backward_map(z, gy, moments, bn_weight);
+  if (!present(weight.row)) return map;
   // The value is w (gamma zhat + beta): its w gradient is sum_c gamma_c <g, zhat>_c + beta_c
   // <g, 1>_c, the bn map's own weight and bias gradients.
   const std::vector<double> gamma =
-      present(weight) ? values_of<double>(weight) : std::vector<double>();
-  const std::vector<double> beta = present(bias) ? values_of<double>(bias) : std::vector<double>();
+      present(bn_weight) ? values_of<double>(bn_weight) : std::vector<double>();
+  const std::vector<double> beta =
+      present(bn_bias) ? values_of<double>(bn_bias) : std::vector<double>();
   double sum = 0.0;
   for (size_t c = 0; c < map.a.size(); ++c)
     sum += (gamma.empty() ? 1.0 : gamma[c]) * map.grad_weight[c] +
            (beta.empty() ? 0.0 : beta[c] * map.grad_bias[c]);
   *w_grad = sum;
+  const double w = weight.row.detach().select(0, weight.index).item<double>();
   for (auto* v : {&map.a, &map.b, &map.c0, &map.grad_weight, &map.grad_bias})
     for (double& x : *v) x *= w;
   return map;
 }
 
-at::Tensor row_grad_of(const at::Tensor& row, int64_t index, double w_grad) {
-  at::Tensor grad = at::zeros({row.numel()}, row.options().dtype(at::kDouble));
-  grad.data_ptr<double>()[index] = w_grad;
-  return grad.to(row.scalar_type()).view(row.sizes());
+at::Tensor output_weight_grad(const OutputWeight& weight, bool wanted, double w_grad) {
+  if (!present(weight.row) || !wanted) return at::Tensor();
+  at::Tensor grad = at::zeros({weight.row.numel()}, weight.row.options().dtype(at::kDouble));
+  grad.data_ptr<double>()[weight.index] = w_grad;
+  return grad.to(weight.row.scalar_type()).view(weight.row.sizes());
 }
 
 at::Tensor weight_grad_of(const NormalizeBackwardMap& map, const at::Tensor& weight) {

@@ -14,6 +14,9 @@ namespace torch {
 namespace nn {
 class BatchNorm2dImpl;
 }  // namespace nn
+namespace autograd {
+struct AutogradContext;
+}  // namespace autograd
 }  // namespace torch
 
 namespace datanas {
@@ -58,22 +61,28 @@ struct WeightedOutput {
   at::Tensor z, map;  // map undefined: z is the plain output
 };
 
-// row[index] as a double.
-double weight_value(const at::Tensor& row, int64_t index);
+// Throws an Error naming `what` unless weight is absent or a 1-D row with index inside it.
+void check_output_weight(const OutputWeight& weight, const std::string& what);
 
-// normalize_with_moments leaving z as it is: the running statistics updated alike; returns the
-// map above.
-at::Tensor batch_norm_map(const at::Tensor& z, const at::Tensor& mean, const at::Tensor& var,
-                          const BatchNormArgs& bn, BatchMoments* moments);
+// The outputs of a fused op's autograd function once the op made z and its batch mean and
+// biased variance: weighted (ctx non-null and weight.row present) z and bn's map, the map marked
+// non-differentiable; else the output, normalize_with_moments(z, ..., keep_z). Either way the
+// running statistics are updated and `moments` receives what the backward needs.
+std::vector<at::Tensor> batch_norm_outputs(torch::autograd::AutogradContext* ctx, at::Tensor& z,
+                                           const at::Tensor& mean, const at::Tensor& var,
+                                           const BatchNormArgs& bn, const OutputWeight& weight,
+                                           bool keep_z, BatchMoments* moments);
 
-// batch_norm_backward_map for the value w * bn(z) from its gradient g: bn's map of g scaled by
-// w (it is linear in g), bn's weight and bias gradients alike; *w_grad = d loss / d w.
-NormalizeBackwardMap weighted_backward_map(const at::Tensor& z, const at::Tensor& g,
-                                           const BatchMoments& moments, const at::Tensor& weight,
-                                           const at::Tensor& bias, double w, double* w_grad);
+// The backward map of those outputs from gy, the gradient of the output (unweighted) or of the
+// value w * bn(z) (weight.row present, w = row[index]): then bn's map of gy scaled by w (it is
+// linear in gy), bn's weight and bias gradients alike, and *w_grad = d loss / d w.
+NormalizeBackwardMap output_backward_map(const at::Tensor& z, const at::Tensor& gy,
+                                         const BatchMoments& moments, const at::Tensor& bn_weight,
+                                         const at::Tensor& bn_bias, const OutputWeight& weight,
+                                         double* w_grad);
 
-// row's gradient: w_grad at index, zero elsewhere.
-at::Tensor row_grad_of(const at::Tensor& row, int64_t index, double w_grad);
+// row's gradient (w_grad at index, zero elsewhere) where weighted and wanted, else undefined.
+at::Tensor output_weight_grad(const OutputWeight& weight, bool wanted, double w_grad);
 
 // The gradients of the batch norm's weight and bias (undefined where absent).
 at::Tensor weight_grad_of(const NormalizeBackwardMap& map, const at::Tensor& weight);

@@ -60,24 +60,14 @@ variable_list forward_typed(AutogradContext* ctx, const FusedInputs& in,
                            x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const BlockMoments zm = pool_with_moments<T>(in, z.data_ptr<T>(), at::Tensor());
   BatchMoments moments;
-  const bool weighted = ctx && present(weight.row);
-  variable_list out;
-  if (weighted) {
-    const double w = weight_value(weight.row, weight.index);
-    at::Tensor map = batch_norm_map(z, zm.mean, zm.var, in.bn, &moments);
-    ctx->mark_non_differentiable({map});
-    ctx->saved_data["w"] = w;
-    out = {z, map};
-  } else {
-    out = {normalize_with_moments(z, zm.mean, zm.var, in.bn, ctx != nullptr, &moments)};
-  }
+  variable_list out = batch_norm_outputs(ctx, z, zm.mean, zm.var, in.bn, weight,
+                                         /*keep_z=*/ctx != nullptr, &moments);
   if (ctx) {
     // z holds the windows' maxima: max pooling's backward finds them there, not again.
     ctx->save_for_backward(
         {x, in.bn.weight, z, moments.mean, moments.invstd, in.bn.bias, weight.row});
     ctx->saved_data["stride"] = in.g.stride;
     ctx->saved_data["max"] = in.max;
-    ctx->saved_data["weighted"] = weighted;
     ctx->saved_data["index"] = weight.index;
   }
   return out;
@@ -89,14 +79,12 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const at::Tensor &x = saved[0], &bn_weight = saved[1], &z = saved[2];
   const bool max = ctx->saved_data["max"].toBool();
   const PoolGeometry g = pool3x3_geometry(x, ctx->saved_data["stride"].toInt());
-  const at::Tensor &bn_bias = saved[5], &row = saved[6];
+  const at::Tensor& bn_bias = saved[5];
+  const OutputWeight weight{saved[6], ctx->saved_data["index"].toInt()};
   const at::Tensor gy = grad.contiguous(at::MemoryFormat::ChannelsLast);
-  const bool weighted = ctx->saved_data["weighted"].toBool();
   double w_grad = 0.0;
   const NormalizeBackwardMap map =
-      weighted ? weighted_backward_map(z, gy, {saved[3], saved[4]}, bn_weight, bn_bias,
-                                       ctx->saved_data["w"].toDouble(), &w_grad)
-               : batch_norm_backward_map(z, gy, {saved[3], saved[4]}, bn_weight);
+      output_backward_map(z, gy, {saved[3], saved[4]}, bn_weight, bn_bias, weight, &w_grad);
   const std::vector<T> a = values_of<T>(map.a), b = values_of<T>(map.b), c0 = values_of<T>(map.c0);
   const auto& k = nhwc_table<T>();
   const int64_t C = x.size(1), P = g.out_height * g.out_width, in_size = g.height * g.width * C;
@@ -125,9 +113,7 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
           at::Tensor(),
           at::Tensor(),
           at::Tensor(),
-          weighted && ctx->needs_input_grad(5)  // row: the 6th tensor input
-              ? row_grad_of(row, ctx->saved_data["index"].toInt(), w_grad)
-              : at::Tensor(),
+          output_weight_grad(weight, ctx->needs_input_grad(5), w_grad),  // row: tensor input 5
           at::Tensor()};
 }
 
@@ -147,8 +133,7 @@ struct PoolBNFunction : public torch::autograd::Function<PoolBNFunction> {
                                double momentum, double eps, const at::Tensor& row, int64_t index) {
     const FusedInputs in =
         checked(x, stride, max, {bn_weight, bn_bias, running_mean, running_var, momentum, eps});
-    if (present(row) && (row.dim() != 1 || index < 0 || index >= row.numel()))
-      throw Error("3x3 pool + batch norm: expected a 1-D weight row and an index into it");
+    check_output_weight({row, index}, "3x3 pool + batch norm");
     ctx->saved_data["has_bias"] = present(bn_bias);
     return x.scalar_type() == at::kFloat ? forward_typed<float>(ctx, in, {row, index})
                                          : forward_typed<double>(ctx, in, {row, index});
