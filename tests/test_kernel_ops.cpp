@@ -107,6 +107,24 @@ void expect_nhwc_table_matches_portable(const kernels::NhwcKernels<float>& fast)
   // remainder, in channel blocks where C allows, and the gather backward).
   const std::vector<std::vector<int64_t>> convs = {{5, 2, 2}, {3, 1, 1}, {5, 1, 2}};
   for (int64_t C : {int64_t{5}, int64_t{16}, int64_t{24}, int64_t{27}, int64_t{32}}) {
+    // 1x1 convs of 11 pixels (tiles of 4 and a remainder) to one vector of outputs, where AVX-512
+    // holds 16 inputs' weights in registers (C = 32: the sums carried through y), and their
+    // weight gradients, 16 output rows at a time (24 outputs: a partial group of rows).
+    for (int64_t outputs : {int64_t{16}, int64_t{24}}) {
+      const at::Tensor px = torch::randn({11, C}), pwo = torch::randn({C, outputs});
+      const at::Tensor pgy = torch::randn({11, outputs});
+      at::Tensor py[2], pgw[2];
+      for (int t = 0; t < 2; ++t) {
+        const auto& table = t == 0 ? fast : plain;
+        py[t] = torch::empty({11, outputs}), pgw[t] = torch::zeros({outputs, C});
+        table.pointwise(px.data_ptr<float>(), pwo.data_ptr<float>(), py[t].data_ptr<float>(), C,
+                        outputs, 0, 11, /*relu_x=*/false, nullptr);
+        table.pointwise_wgrad(px.data_ptr<float>(), pgy.data_ptr<float>(), pgw[t].data_ptr<float>(),
+                              C, outputs, 0, 11, /*relu_x=*/false);
+      }
+      EXPECT_LE(relative_error(py[0], py[1]), 1e-5) << "C " << C << " 1x1 to " << outputs;
+      EXPECT_LE(relative_error(pgw[0], pgw[1]), 1e-5) << "C " << C << " 1x1 wgrad " << outputs;
+    }
     for (const auto& conv : convs) {
       kernels::ConvGeometry g;
       g.height = 9, g.width = 11, g.kernel = conv[0], g.stride = conv[1], g.dilation = conv[2];

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/aligned_buffer.h"
 #include "kernels/nhwc_kernels.h"
 #include "kernels/plane_parallel.h"
 
@@ -70,9 +71,8 @@ void for_each_sample(int64_t N, int64_t scratch_elements, const Fn& fn) {
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
     // Left uninitialised: the kernels write what they read (zeroing it was 2 % of a search
     // step; the suites pass with it filled with NaN).
-    std::unique_ptr<T[]> scratch(
-        new T[static_cast<size_t>(std::max<int64_t>(1, scratch_elements))]);
-    for (int64_t n = begin; n < end; ++n) fn(n, scratch.get());
+    AlignedBuffer<T> scratch(scratch_elements);
+    for (int64_t n = begin; n < end; ++n) fn(n, scratch.data());
   });
 }
 

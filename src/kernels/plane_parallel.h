@@ -4,8 +4,8 @@
 #include <ATen/Parallel.h>
 
 #include <cstdint>
-#include <vector>
 
+#include "kernels/aligned_buffer.h"
 #include "kernels/plane_kernels.h"
 
 namespace datanas {
@@ -28,7 +28,7 @@ void for_each_plane(int64_t planes, int64_t plane_elements, int64_t scratch_elem
                     const Fn& fn) {
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, plane_elements));
   at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
-    std::vector<T> scratch(static_cast<size_t>(std::max<int64_t>(1, scratch_elements)));
+    AlignedBuffer<T> scratch(scratch_elements, /*zeroed=*/true);
     for (int64_t plane = begin; plane < end; ++plane) fn(plane, scratch.data());
   });
 }

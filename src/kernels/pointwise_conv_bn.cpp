@@ -185,8 +185,8 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
                                : k.pointwise;
   if (gxp || gwp) {
     for_each_pixel_chunk(P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
-      std::vector<T> gz(kRun * joint);  // the batch norms' input gradients, one run
-      std::vector<T> head_gz(heads.size() > 1 ? kRun * joint : 0);
+      AlignedBuffer<T> gz(kRun * joint, /*zeroed=*/true);  // the batch norms' input gradients
+      AlignedBuffer<T> head_gz(heads.size() > 1 ? kRun * joint : 0, /*zeroed=*/true);
       for (int64_t p = begin; p < end; p += kRun) {
         const int64_t pixels = std::min(end - p, kRun);
         for (const HeadGrad<T>& g : heads) {
