@@ -48,6 +48,7 @@ void pad_sample(const T* x, T* out, int64_t C, const ConvGeometry& g, bool relu,
   for (int64_t h = 0; h < g.height; ++h) {
     T* dst = out + (h + g.padding) * row + border;
     const T* src = x + h * inner;
+    if (h + kPrefetchRows < g.height) prefetch_lines(src + kPrefetchRows * inner, inner);
     if (scale) {
       // Vectors of the map kept in registers: a scalar loop over C re-read scale and offset for
       // every pixel and ran at a seventh of this speed.
@@ -200,6 +201,8 @@ void pad_sample_blocked(const T* x, T* out, int64_t C, const ConvGeometry& g, bo
         continue;
       }
       const T* src = x + (h - pad) * W * C + b * L;
+      if (b == 0 && h - pad + kPrefetchRows < H)
+        prefetch_lines(x + (h - pad + kPrefetchRows) * W * C, W * C);
       for (int64_t w = 0; w < pad; ++w) store(row + w * L, zero);
       for (int64_t w = 0; w < W; ++w) {
         V v = load<V>(src + w * C);
