@@ -1,7 +1,8 @@
 // The fused ReLU -> depthwise -> pointwise -> batch norm block (kernels/dw_pw_bn.h) against
 // LibTorch's ops: output, every gradient and the running statistics in float for the cell
 // space's geometries, central finite differences in double, the same numbers on 1 and 2
-// threads, the modules taking it, and bad input refused.
+// threads, the modules taking it, an input map (the batch norm of the block before), and bad
+// input refused.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -165,6 +166,54 @@ TEST(DwPwBN, ModulesTakeItInChannelsLast) {
   const at::Tensor input_only = xg.clone().detach().requires_grad_(true);
   const at::Tensor grad = torch::autograd::grad({(sep(input_only) * up).sum()}, {input_only})[0];
   EXPECT_LE(relative_error(grad, full.grad()), 1e-6);
+}
+
+// The batch norm of the block before left to this one (a sep conv's first block's): the block on
+// x with that map equals the block on the mapped x, and x's gradient the mapped x's, with the
+// batch norm's gradients and running statistics, in float and double (the map applied while
+// padding, the ReLU's mask taken from the padded plane, in channel blocks at C = 16).
+TEST(DwPwBN, InputMapEqualsTheMappedInput) {
+  torch::manual_seed(35);
+  for (at::ScalarType dtype : {at::kFloat, at::kDouble}) {
+    const auto o = torch::TensorOptions().dtype(dtype);
+    const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-10;
+    for (const Conv& conv : {Conv{3, 1, 1}, Conv{5, 1, 2}}) {
+      for (int64_t C : {int64_t{6}, int64_t{16}}) {
+        const std::string what = std::string(dtype == at::kFloat ? "float" : "double") + " C " +
+                                 std::to_string(C) + " k" + std::to_string(conv.kernel);
+        const at::Tensor x = laid_out(torch::randn({3, C, 9, 10}, o), true);
+        const at::Tensor map = at::stack({torch::rand({C}, o) + 0.5, torch::randn({C}, o)});
+        const at::Tensor mapped =
+            laid_out(x * map[0].view({1, C, 1, 1}) + map[1].view({1, C, 1, 1}), true);
+        torch::nn::BatchNorm2d bn_a(7), bn_b(7);
+        bn_a->to(dtype);
+        bn_b->to(dtype);
+        const at::Tensor dw = torch::randn({C, 1, conv.kernel, conv.kernel}, o).requires_grad_();
+        const at::Tensor pw = torch::randn({7, C, 1, 1}, o).requires_grad_();
+        const DepthwiseConvOptions options{conv.stride, conv.padding(), conv.dilation, true};
+        const at::Tensor xa = x.clone().requires_grad_(true);
+        const at::Tensor xb = mapped.detach().clone().requires_grad_(true);
+        const at::Tensor ya = dw_pw_batch_norm_weighted(*bn_a, xa, dw, pw, options, {}, map).z;
+        const at::Tensor yb = dw_pw_batch_norm(*bn_b, xb, dw, pw, options);
+        const at::Tensor up = torch::randn(ya.sizes(), o);
+        const auto ga = torch::autograd::grad({(ya * up).sum()}, {xa, dw, pw, bn_a->weight});
+        const auto gb = torch::autograd::grad({(yb * up).sum()}, {xb, dw, pw, bn_b->weight});
+        EXPECT_LE(relative_error(ya, yb), tolerance) << what;
+        for (size_t i = 0; i < ga.size(); ++i)
+          EXPECT_LE(relative_error(ga[i], gb[i]), tolerance) << what << " gradient " << i;
+        EXPECT_LE(relative_error(bn_a->running_var, bn_b->running_var), tolerance) << what;
+      }
+    }
+  }
+  torch::nn::BatchNorm2d bn(6);
+  const at::Tensor x = laid_out(torch::randn({2, 4, 5, 5}), true).requires_grad_(true);
+  const at::Tensor dw = torch::randn({4, 1, 3, 3}), pw = torch::randn({6, 4, 1, 1});
+  EXPECT_THROW(dw_pw_batch_norm_weighted(*bn, x, dw, pw, {1, 1, 1, true}, {}, torch::ones({2, 5})),
+               Error);  // not one value per channel
+  EXPECT_THROW(dw_pw_batch_norm_weighted(*bn, x, dw, pw, {1, 2, 1, true}, {}, torch::ones({2, 4})),
+               Error);  // the size not kept: no gather form
+  EXPECT_THROW(dw_pw_batch_norm_weighted(*bn, x, dw, pw, {2, 1, 1, true}, {}, torch::ones({2, 4})),
+               Error);  // stride 2: not the fused function
 }
 
 TEST(DwPwBN, RefusesWhatItCannotRun) {

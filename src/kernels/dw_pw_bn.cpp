@@ -23,17 +23,21 @@ struct FusedInputs {
   DepthwiseConvOptions conv;
   BatchNormArgs bn;
   OutputWeight weight;
+  at::Tensor input_map;  // (2, C): x's map, or empty
 };
 
 // The forward: z (the block before its batch norm) is kept for the backward. Weighted, the
 // outputs are z and its map (fused_batch_norm.h), else the block's output.
 variable_list forward_fused(AutogradContext* ctx, const FusedInputs& in) {
-  DwPwOutput block = native_dw_pw_forward(in.x, in.dw_weight, in.pw_weight, in.conv, nullptr);
+  const ChannelAffine affine =
+      present(in.input_map) ? ChannelAffine{in.input_map[0], in.input_map[1]} : ChannelAffine{};
+  DwPwOutput block = native_dw_pw_forward(in.x, in.dw_weight, in.pw_weight, in.conv,
+                                          present(in.input_map) ? &affine : nullptr);
   BatchMoments moments;
   variable_list out = batch_norm_outputs(ctx, block.z, block.mean, block.var, in.bn, in.weight,
                                          /*keep_z=*/true, &moments);
   ctx->save_for_backward({in.x, in.dw_weight, in.pw_weight, in.bn.weight, block.z, moments.mean,
-                          moments.invstd, in.bn.bias, in.weight.row});
+                          moments.invstd, in.bn.bias, in.weight.row, in.input_map});
   ctx->saved_data["index"] = in.weight.index;
   ctx->saved_data["stride"] = in.conv.stride;
   ctx->saved_data["padding"] = in.conv.padding;
@@ -55,11 +59,16 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const int64_t in_size = g.height * g.width * C, z_size = pixels * outputs;
   const at::Tensor& bn_bias = saved[7];
   const OutputWeight weight{saved[8], ctx->saved_data["index"].toInt()};
+  const at::Tensor& input_map = saved[9];
   const at::Tensor gy = grad.contiguous(at::MemoryFormat::ChannelsLast);
   double w_grad = 0.0;
   const NormalizeBackwardMap map =
       output_backward_map(z, gy, {mean, invstd}, bn_weight, bn_bias, weight, &w_grad);
   const std::vector<T> a = values_of<T>(map.a), b = values_of<T>(map.b), c0 = values_of<T>(map.c0);
+  const std::vector<T> in_scale =
+      present(input_map) ? values_of<T>(input_map[0]) : std::vector<T>();
+  const std::vector<T> in_offset =
+      present(input_map) ? values_of<T>(input_map[1]) : std::vector<T>();
   // An architecture step wants no weight gradients.
   const bool want_x = ctx->needs_input_grad(0), want_dw = ctx->needs_input_grad(1);
   const bool want_pw = ctx->needs_input_grad(2);
@@ -81,6 +90,8 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   at_zero.gx = gx.defined() ? gx.data_ptr<T>() : nullptr;
   at_zero.gw_dw = want_dw ? gw_dw.data_ptr<T>() : nullptr;
   at_zero.gw_pw = want_pw ? gw_pw.data_ptr<T>() : nullptr;
+  at_zero.in_scale = in_scale.empty() ? nullptr : in_scale.data();
+  at_zero.in_offset = in_offset.empty() ? nullptr : in_offset.data();
   const int64_t scratch = nhwc_block_backward_scratch_elements(g, C, outputs);
   for_each_sample<T>(N, scratch, [&](int64_t n, T* scratch_memory) {
     DwPwGrads<T> sample = at_zero;
@@ -103,12 +114,13 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
           at::Tensor(),
           at::Tensor(),
           output_weight_grad(weight, ctx->needs_input_grad(7), w_grad),  // row: tensor input 7
+          at::Tensor(),
           at::Tensor()};
 }
 
 FusedInputs checked(const at::Tensor& x, const at::Tensor& dw_weight, const at::Tensor& pw_weight,
                     const DepthwiseConvOptions& conv, const BatchNormArgs& bn,
-                    const OutputWeight& weight) {
+                    const OutputWeight& weight, const at::Tensor& input_map) {
   const std::string what = "depthwise + pointwise conv + batch norm";
   if (!nhwc_float_cpu(x)) throw Error(what + ": expected a channels-last float/double CPU input");
   const ConvGeometry g = depthwise_geometry(x, dw_weight, conv.stride, conv.padding, conv.dilation);
@@ -117,21 +129,35 @@ FusedInputs checked(const at::Tensor& x, const at::Tensor& dw_weight, const at::
     throw Error(what + ": expected a (outputs, C, 1, 1) pointwise weight of x's dtype");
   check_batch_norm_args(bn, pw_weight.size(0), x.size(0) * g.out_height * g.out_width, what);
   check_output_weight(weight, what);
-  return {x.contiguous(at::MemoryFormat::ChannelsLast), dw_weight, pw_weight, conv, bn, weight};
+  if (present(input_map)) {
+    if (input_map.dim() != 2 || input_map.size(0) != 2 || input_map.size(1) != x.size(1) ||
+        input_map.scalar_type() != x.scalar_type())
+      throw Error(what + ": expected an input map of shape (2, C) in x's dtype");
+    // The backward masks the ReLU with the padded mapped input, which the gather form keeps.
+    if (g.stride != 1 || 2 * g.padding != (g.kernel - 1) * g.dilation)
+      throw Error(what + ": an input map needs a stride-1 conv that keeps the size");
+  }
+  return {x.contiguous(at::MemoryFormat::ChannelsLast),
+          dw_weight,
+          pw_weight,
+          conv,
+          bn,
+          weight,
+          present(input_map) ? input_map.contiguous() : input_map};
 }
 
 struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
   // The conv options travel as their fields: autograd functions take tensors and scalars.
-  // row (empty: unweighted) and index: the OutputWeight.
+  // row (empty: unweighted) and index: the OutputWeight; input_map (empty: none): x's map.
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
                                const at::Tensor& dw_weight, const at::Tensor& pw_weight,
                                std::vector<int64_t> conv, const at::Tensor& bn_weight,
                                const at::Tensor& bn_bias, const at::Tensor& running_mean,
                                const at::Tensor& running_var, double momentum, double eps,
-                               const at::Tensor& row, int64_t index) {
-    const FusedInputs in =
-        checked(x, dw_weight, pw_weight, {conv[0], conv[1], conv[2], /*relu_input=*/true},
-                {bn_weight, bn_bias, running_mean, running_var, momentum, eps}, {row, index});
+                               const at::Tensor& row, int64_t index, const at::Tensor& input_map) {
+    const FusedInputs in = checked(
+        x, dw_weight, pw_weight, {conv[0], conv[1], conv[2], /*relu_input=*/true},
+        {bn_weight, bn_bias, running_mean, running_var, momentum, eps}, {row, index}, input_map);
     ctx->saved_data["has_bias"] = present(bn_bias);
     return forward_fused(ctx, in);
   }
@@ -144,12 +170,14 @@ struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
 
 variable_list apply_fused(const at::Tensor& x, const at::Tensor& dw_weight,
                           const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
-                          const BatchNormArgs& bn, const OutputWeight& weight) {
+                          const BatchNormArgs& bn, const OutputWeight& weight,
+                          const at::Tensor& input_map = {}) {
   return DwPwBNFunction::apply(
       x, dw_weight, pw_weight,
       std::vector<int64_t>{options.stride, options.padding, options.dilation},
       or_empty(bn.weight, x), or_empty(bn.bias, x), or_empty(bn.running_mean, x),
-      or_empty(bn.running_var, x), bn.momentum, bn.eps, or_empty(weight.row, x), weight.index);
+      or_empty(bn.running_var, x), bn.momentum, bn.eps, or_empty(weight.row, x), weight.index,
+      or_empty(input_map, x));
 }
 
 // Whether the fused function takes x (else the separate native ops).
@@ -188,11 +216,16 @@ kernels::WeightedOutput dw_pw_batch_norm_weighted(torch::nn::BatchNorm2dImpl& bn
                                                   const at::Tensor& x, const at::Tensor& dw_weight,
                                                   const at::Tensor& pw_weight,
                                                   const DepthwiseConvOptions& options,
-                                                  const kernels::OutputWeight& weight) {
-  if (!fuses(bn, x, options)) return {dw_pw_batch_norm(bn, x, dw_weight, pw_weight, options), {}};
+                                                  const kernels::OutputWeight& weight,
+                                                  const at::Tensor& input_map) {
+  if (!fuses(bn, x, options)) {
+    if (input_map.defined())
+      throw Error("depthwise + pointwise conv + batch norm: an input map needs the fused function");
+    return {dw_pw_batch_norm(bn, x, dw_weight, pw_weight, options), {}};
+  }
   const variable_list out =
-      apply_fused(x, dw_weight, pw_weight, options, training_args(bn), weight);
-  return {out[0], out[1]};
+      apply_fused(x, dw_weight, pw_weight, options, training_args(bn), weight, input_map);
+  return {out[0], out.size() > 1 ? out[1] : at::Tensor()};
 }
 
 }  // namespace datanas

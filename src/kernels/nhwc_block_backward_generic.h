@@ -35,7 +35,7 @@ void dw_pw_backward(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const Con
   T* u = flipped + g.kernel * g.kernel * C;
   T* gz = u + pixels * C;
   normalize_backward(s.z, s.gy, gz, outputs, 0, pixels, s.a, s.b, s.c0);
-  pad_for_rows(s.x, P, C, g, /*relu=*/true);
+  pad_for_rows(s.x, P, C, g, /*relu=*/true, s.in_scale, s.in_offset);
   if (s.gw_pw) {
     for (int64_t oh = 0; oh < g.out_height; ++oh)
       conv_row_of(P, s.dw, u + oh * g.out_width * C, C, g, oh);
@@ -59,7 +59,8 @@ void dw_pw_backward(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const Con
               /*relu_x=*/false, static_cast<const T*>(nullptr));
   if (s.gw_dw) tap_weight_grads(P, gu, gu_pitch, s.gw_dw, C, g);
   if (!in_place) pad_for_rows(gu, G, C, g, /*relu=*/false);
-  gather_input_grads(G, s.dw, s.x, s.gx, C, g, /*relu=*/true, flipped);
+  gather_input_grads(G, s.dw, s.gx, C, g, flipped,
+                     [&](int64_t h, T* gx_row) { keep_where_plane_positive(P, gx_row, C, g, h); });
 }
 
 }  // namespace

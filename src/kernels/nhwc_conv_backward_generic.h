@@ -247,20 +247,41 @@ void tap_weight_grads(const T* P, const T* gy, int64_t gy_pitch, T* gw, int64_t 
 }
 
 // The gather form's input gradient from the padded output gradient G (made by pad_for_rows, or
-// in the same layout): the convolution of G with the taps flipped (into `flipped`, k*k*C), passed
-// by the ReLU where x > 0.
-template <typename T>
-void gather_input_grads(const T* G, const T* w, const T* x, T* gx, int64_t C, const ConvGeometry& g,
-                        bool relu, T* flipped) {
+// in the same layout): the convolution of G with the taps flipped (into `flipped`, k*k*C), each
+// row then given to keep(h, gx_row), which applies the ReLU's mask.
+template <typename T, typename Keep>
+void gather_input_grads(const T* G, const T* w, T* gx, int64_t C, const ConvGeometry& g, T* flipped,
+                        const Keep& keep) {
   const int64_t taps = g.kernel * g.kernel;
   for (int64_t t = 0; t < taps; ++t)
     for (int64_t c = 0; c < C; ++c) flipped[(taps - 1 - t) * C + c] = w[t * C + c];
   for (int64_t h = 0; h < g.height; ++h) {
     T* gx_row = gx + h * g.width * C;
     conv_row_of(G, flipped, gx_row, C, g, h);
-    if (relu) {
-      const T* x_row = x + h * g.width * C;
-      for (int64_t e = 0; e < g.width * C; ++e) gx_row[e] = x_row[e] > T(0) ? gx_row[e] : T(0);
+    keep(h, gx_row);
+  }
+}
+
+// gx_row (input row h, NHWC) kept where the padded plane P that pad_for_rows made with the ReLU
+// is above zero, i.e. where the ReLU passed its input: the mask of a ReLU that follows a map of x
+// (P then holds relu(x * scale + offset) exactly as the forward computed it).
+template <typename T>
+void keep_where_plane_positive(const T* P, T* gx_row, int64_t C, const ConvGeometry& g, int64_t h) {
+  const PaddedPlane pp = padded(g);
+  const T zero(0);
+  if (!blocks_channels<T>(C, g)) {
+    const T* p = P + ((h + g.padding) * pp.width + g.padding) * C;
+    for (int64_t e = 0; e < g.width * C; ++e) gx_row[e] = p[e] > zero ? gx_row[e] : zero;
+    return;
+  }
+  using V = typename Simd<T>::Vec;
+  constexpr int L = Simd<T>::lanes;
+  const V vzero{};
+  for (int64_t b = 0; b < C / L; ++b) {
+    const T* p = P + b * pp.height * pp.width * L + ((h + g.padding) * pp.width + g.padding) * L;
+    for (int64_t w = 0; w < g.width; ++w) {
+      T* at = gx_row + w * C + b * L;
+      store(at, load<V>(p + w * L) > vzero ? load<V>(at) : vzero);
     }
   }
 }
@@ -277,7 +298,11 @@ void conv_backward_gather(const T* x, const T* w, const T* gy, T* gx, T* gw, int
   }
   // The output gradient has the input's size and padding here, so G is laid out like P.
   pad_for_rows(gy, G, C, g, /*relu=*/false);
-  gather_input_grads(G, w, x, gx, C, g, relu, G + plane);
+  gather_input_grads(G, w, gx, C, g, G + plane, [&](int64_t h, T* gx_row) {
+    if (!relu) return;
+    const T* x_row = x + h * g.width * C;
+    for (int64_t e = 0; e < g.width * C; ++e) gx_row[e] = x_row[e] > T(0) ? gx_row[e] : T(0);
+  });
 }
 
 template <typename T>

@@ -34,12 +34,15 @@ struct BlockSums {
 // (outputs, C) the pointwise weight, z and gy (Ho, Wo, outputs) the batch norm's input and the
 // output's gradient, and gz = a[o] gy + b[o] z + c0[o] the batch norm's backward map. gx is
 // overwritten; gw_dw (k*k, C) and gw_pw (outputs, C) are accumulated into. Each may be null (not
-// wanted), but gx not when gw_dw is wanted.
+// wanted), but gx not when gw_dw is wanted. in_scale / in_offset (null: none) are the forward's
+// map of x (a batch norm left to the block, dw_pw_forward's); gx is then the gradient of the
+// mapped x, and the conv must be a stride-1 "same" one (the gather form).
 template <typename T>
 struct DwPwGrads {
   const T *x, *dw, *pw, *z, *gy;
   const T *a, *b, *c0;
   T *gx, *gw_dw, *gw_pw;
+  const T *in_scale = nullptr, *in_offset = nullptr;
 };
 
 // A pool followed by a training-mode batch norm: the pool's output gradient is

@@ -110,10 +110,13 @@ double DilConvImpl::measure_pending(const at::Tensor& x, const ChannelAffine* in
 }
 
 kernels::WeightedOutput DilConvImpl::forward_weighted(const at::Tensor& x,
-                                                      const kernels::OutputWeight& weight) {
-  if (!use_native_kernels(kernels_, x) || can_fuse(x)) return {forward(x), {}};
+                                                      const kernels::OutputWeight& weight,
+                                                      const at::Tensor& input_map) {
+  if (!input_map.defined() && (!use_native_kernels(kernels_, x) || can_fuse(x)))
+    return {forward(x), {}};
   return dw_pw_batch_norm_weighted(*bn_, x, depthwise_->weight, pointwise_->weight,
-                                   {stride_, padding_, dilation_, /*relu_input=*/true}, weight);
+                                   {stride_, padding_, dilation_, /*relu_input=*/true}, weight,
+                                   input_map);
 }
 
 SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
@@ -124,7 +127,7 @@ SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t st
                               DilConv(c_in, c_out, kernel, 1, padding, 1, affine, kernels))) {}
 
 at::Tensor SepConvImpl::forward(const at::Tensor& x) {
-  if (!can_fuse(x)) return second_(first_(x));
+  if (!can_fuse(x)) return chained(x, {}).z;
   // The first block's batch norm is applied on the way into the second block's depthwise conv.
   const PendingBatchNorm first = first_->forward_pending(x, nullptr);
   PendingBatchNorm second = second_->forward_pending(first.z, &first.affine);
@@ -139,7 +142,17 @@ double SepConvImpl::measure(const at::Tensor& x, const at::Tensor& grad) {
 kernels::WeightedOutput SepConvImpl::forward_weighted(const at::Tensor& x,
                                                       const kernels::OutputWeight& weight) {
   if (can_fuse(x)) return {forward(x), {}};
-  return second_->forward_weighted(first_(x), weight);
+  return chained(x, weight);
+}
+
+kernels::WeightedOutput SepConvImpl::chained(const at::Tensor& x,
+                                             const kernels::OutputWeight& weight) {
+  const kernels::WeightedOutput first = first_->forward_weighted(x, kernels::unit_output_weight(x));
+  if (!first.map.defined()) {
+    if (!kernels::present(weight.row)) return {second_(first.z), {}};
+    return second_->forward_weighted(first.z, weight);
+  }
+  return second_->forward_weighted(first.z, weight, first.map);
 }
 
 FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine,

@@ -72,9 +72,11 @@ class DilConvImpl : public torch::nn::Module {
   double measure_pending(const at::Tensor& x, const ChannelAffine* input_affine,
                          const at::Tensor& grad);
   // forward(x) as a term of a supernet node's sum weighed by `weight`: {z, map} where the fused
-  // native function takes x (kernels/fused_batch_norm.h), else {forward(x), undefined}.
-  kernels::WeightedOutput forward_weighted(const at::Tensor& x,
-                                           const kernels::OutputWeight& weight);
+  // native function takes x (kernels/fused_batch_norm.h), else {forward(x), undefined}. With
+  // input_map (the map of the block before, whose batch norm is left to this one), the block
+  // on x * input_map[0] + input_map[1] (kernels/dw_pw_bn.h).
+  kernels::WeightedOutput forward_weighted(const at::Tensor& x, const kernels::OutputWeight& weight,
+                                           const at::Tensor& input_map = {});
 
  private:
   int64_t stride_, padding_, dilation_;
@@ -100,6 +102,11 @@ class SepConvImpl : public torch::nn::Module {
                                            const kernels::OutputWeight& weight);
 
  private:
+  // With autograd and the fused native function, the first block's batch norm is left to the
+  // second block, which applies it while padding its input: the first block's output is never
+  // written, kept or read back. Else the blocks one after the other.
+  kernels::WeightedOutput chained(const at::Tensor& x, const kernels::OutputWeight& weight);
+
   DilConv first_{nullptr}, second_{nullptr};
 };
 TORCH_MODULE(SepConv);
