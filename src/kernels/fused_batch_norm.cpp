@@ -53,6 +53,10 @@ NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tens
                                 static_cast<double>(z.numel() / z.size(1)));
 }
 
+OutputWeight unit_output_weight(const at::Tensor& like) {
+  return {at::ones({1}, like.options()), 0};
+}
+
 void check_output_weight(const OutputWeight& weight, const std::string& what) {
   if (present(weight.row) &&
       (weight.row.dim() != 1 || weight.index < 0 || weight.index >= weight.row.numel()))

@@ -5,7 +5,6 @@
 // time, in cache. The plain native batch norm (batch_norm.cpp) shares the backward map.
 #pragma once
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/ones.h>
 
 #include <string>
 
@@ -64,9 +63,7 @@ struct WeightedOutput {
 
 // Weight 1 (a row of one 1 that wants no gradient): the op gives z and its batch norm's map for
 // a consumer that applies the map itself, a sep conv's second block (dw_pw_bn.h).
-inline OutputWeight unit_output_weight(const at::Tensor& like) {
-  return {at::ones({1}, like.options()), 0};
-}
+OutputWeight unit_output_weight(const at::Tensor& like);
 
 // Throws an Error naming `what` unless weight is absent or a 1-D row with index inside it.
 void check_output_weight(const OutputWeight& weight, const std::string& what);

@@ -147,11 +147,9 @@ kernels::WeightedOutput SepConvImpl::forward_weighted(const at::Tensor& x,
 
 kernels::WeightedOutput SepConvImpl::chained(const at::Tensor& x,
                                              const kernels::OutputWeight& weight) {
+  // first.map is undefined where the first block could not leave its batch norm (first.z is
+  // then its output), and the second block runs on first.z as it is.
   const kernels::WeightedOutput first = first_->forward_weighted(x, kernels::unit_output_weight(x));
-  if (!first.map.defined()) {
-    if (!kernels::present(weight.row)) return {second_(first.z), {}};
-    return second_->forward_weighted(first.z, weight);
-  }
   return second_->forward_weighted(first.z, weight, first.map);
 }
 
