@@ -83,6 +83,11 @@ struct NhwcKernels {
   // gw[o, i] += sum over pixels [begin, end) of gy[p, o] a(x[p, i]).
   void (*pointwise_wgrad)(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
                           int64_t begin, int64_t end, bool relu_x);
+  // Pixels [begin, end) of an input given as `count` channel parts (part i: channels[i] per
+  // pixel, channels-last) as rows of all its channels, part after part: out[(p - begin) *
+  // total + offset_i + c] = a(part_i[p, c]), a = relu with relu_x, else the identity.
+  void (*gather_channels)(const T* const* parts, const int64_t* channels, int64_t count,
+                          int64_t begin, int64_t end, bool relu_x, T* out);
   // One sample of the fused block relu -> depthwise (w tap-major) -> pointwise (pwt inputs x
   // outputs): z (Ho, Wo, outputs). in_scale/in_offset (null: none) first map the input to
   // x * in_scale[c] + in_offset[c], a batch norm not yet applied. The sums of `sums` are

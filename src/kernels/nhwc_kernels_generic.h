@@ -235,6 +235,7 @@ NhwcKernels<T> generic_nhwc_table() {
   t.pointwise = pointwise<T>;
   t.pointwise_streamed = pointwise_streamed<T>;
   t.pointwise_wgrad = pointwise_wgrad<T>;
+  t.gather_channels = gather_channels<T>;
   t.dw_pw_forward = dw_pw_forward<T>;
   t.dw_pw_backward = dw_pw_backward<T>;
   t.reduce_forward = reduce_forward<T>;

@@ -140,6 +140,30 @@ void stage_relu(const T* x, int64_t x_pitch, T* dst, int64_t inputs, int64_t pix
   }
 }
 
+// Pixels [begin, end) of an input given as `count` channel parts (part i: channels[i] per pixel)
+// as rows of all the channels, part after part: relu'd where `relu`. Each part's rows are read
+// in order, so the hardware prefetcher follows every part.
+template <typename T>
+void gather_channels(const T* const* parts, const int64_t* channels, int64_t count, int64_t begin,
+                     int64_t end, bool relu, T* out) {
+  int64_t total = 0;
+  for (int64_t i = 0; i < count; ++i) total += channels[i];
+  for (int64_t p = begin; p < end; ++p) {
+    T* to = out + (p - begin) * total;
+    for (int64_t i = 0; i < count; ++i) {
+      const T* from = parts[i] + p * channels[i];
+      for_channel_blocks<T>(channels[i], [&](auto blk, int64_t c0) {
+        DATANAS_BLOCK_TYPES(blk);
+        for (int v = 0; v < K; ++v) {
+          const E value = load<E>(from + c0 + v * L);
+          store(to + c0 + v * L, relu ? relu_of(value) : value);
+        }
+      });
+      to += channels[i];
+    }
+  }
+}
+
 // y = a(x) wt for pixels [begin, end) (pointwise_pixels' layout). With RELU, relu(x) is staged a
 // few pixels at a time into a buffer on the stack, so the tiles run the plain loop: a ReLU per
 // broadcast input costs as much as the two FMAs it feeds.

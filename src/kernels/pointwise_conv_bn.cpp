@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/batch_norm.h"
+#include "kernels/channel_parts.h"
 #include "kernels/fused_batch_norm.h"
 #include "kernels/layout.h"
 #include "kernels/pointwise_conv.h"
@@ -27,11 +28,30 @@ constexpr int64_t kRun = 256;
 // Tensors per head in the function's input list: conv weight, bn weight, bn bias, running mean
 // and running variance.
 constexpr size_t kHeadInputs = 5;
-// Tensors saved per head after x: conv weight, bn weight, z, z's mean and invstd.
+// Tensors saved per head after the input's parts: conv weight, bn weight, z, z's mean and invstd.
 constexpr size_t kSavedPerHead = 5;
 
 int64_t pixels_of(const at::Tensor& x) { return x.size(0) * x.size(2) * x.size(3); }
 int64_t chunks_of(int64_t P) { return (P + kChunk - 1) / kChunk; }
+
+const std::string kWhat = "pointwise conv + batch norm";
+
+// Throws an Error unless the parts are one input's channels: at least one, of one dtype, batch,
+// height and width.
+void check_parts(at::TensorList parts) {
+  if (parts.empty()) throw Error(kWhat + ": expected an input");
+  const at::Tensor& x = parts[0];
+  for (const at::Tensor& part : parts)
+    if (part.dim() != 4 || x.dim() != 4 || part.scalar_type() != x.scalar_type() ||
+        part.size(0) != x.size(0) || part.size(2) != x.size(2) || part.size(3) != x.size(3))
+      throw Error(kWhat + ": expected input parts of one dtype, batch, height and width");
+}
+
+int64_t channels_of(at::TensorList parts) {
+  int64_t channels = 0;
+  for (const at::Tensor& part : parts) channels += part.size(1);
+  return channels;
+}
 
 // One conv + batch norm reading the shared input.
 struct Head {
@@ -40,8 +60,9 @@ struct Head {
   int64_t outputs() const { return conv_weight.size(0); }
 };
 
+// The input as its channel parts (channel_parts.h; one part: the input itself).
 struct FusedInputs {
-  at::Tensor x;
+  std::vector<at::Tensor> parts;
   std::vector<Head> heads;
   bool relu;
 };
@@ -55,9 +76,9 @@ struct HeadOutput {
 // each chunk's moments around its first pixel are gathered run by run, while the run of z is in
 // cache.
 template <typename T>
-void conv_with_moments(const at::Tensor& x, bool relu, std::vector<HeadOutput>& heads) {
+void conv_with_moments(const ChannelRows<T>& x, int64_t P, std::vector<HeadOutput>& heads) {
   const auto& k = nhwc_table<T>();
-  const int64_t P = pixels_of(x), inputs = x.size(1), chunks = chunks_of(P);
+  const int64_t inputs = x.inputs(), chunks = chunks_of(P);
   struct Sums {
     int64_t outputs;
     std::vector<T> shift;
@@ -70,14 +91,16 @@ void conv_with_moments(const at::Tensor& x, bool relu, std::vector<HeadOutput>& 
                     std::vector<double>(chunks * outputs, 0.0),
                     std::vector<double>(chunks * outputs, 0.0)});
   }
-  const T* xp = x.data_ptr<T>();
   for_each_pixel_chunk(P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
+    AlignedBuffer<T> staged(x.staging());
     for (int64_t b = begin; b < end; b += kRun) {
       const int64_t e = std::min(end, b + kRun);
+      const T* rows = x.rows(b, e, staged.data());
       for (size_t h = 0; h < heads.size(); ++h) {
         Sums& s = sums[h];
         T* zp = heads[h].z.data_ptr<T>();
-        k.pointwise(xp, heads[h].wt.data_ptr<T>(), zp, inputs, s.outputs, b, e, relu, nullptr);
+        k.pointwise(rows, heads[h].wt.data_ptr<T>(), zp + b * s.outputs, inputs, s.outputs, 0,
+                    e - b, x.kernel_relu(), nullptr);
         T* shift = &s.shift[t * s.outputs];
         if (b == begin) std::copy(zp + b * s.outputs, zp + (b + 1) * s.outputs, shift);
         k.moments(zp, s.outputs, b, e, shift, &s.sum[t * s.outputs], &s.sum_squares[t * s.outputs]);
@@ -94,7 +117,7 @@ void conv_with_moments(const at::Tensor& x, bool relu, std::vector<HeadOutput>& 
 // The forward; with ctx null (no autograd) each z is normalised in place and nothing is saved.
 template <typename T>
 variable_list forward_typed(AutogradContext* ctx, const FusedInputs& in) {
-  const at::Tensor& x = in.x;
+  const at::Tensor& x = in.parts[0];  // for the batch, size and options
   const at::TensorOptions doubles = x.options().dtype(at::kDouble);
   std::vector<HeadOutput> outputs;
   for (const Head& h : in.heads) {
@@ -103,8 +126,9 @@ variable_list forward_typed(AutogradContext* ctx, const FusedInputs& in) {
                                  x.options().memory_format(at::MemoryFormat::ChannelsLast)),
                        at::empty({h.outputs()}, doubles), at::empty({h.outputs()}, doubles)});
   }
-  conv_with_moments<T>(x, in.relu, outputs);
-  variable_list ys, saved = {x};
+  conv_with_moments<T>(ChannelRows<T>(in.parts, in.relu, kRun, nhwc_table<T>().gather_channels),
+                       pixels_of(x), outputs);
+  variable_list ys, saved = in.parts;
   for (size_t h = 0; h < in.heads.size(); ++h) {
     BatchMoments moments;
     HeadOutput& o = outputs[h];
@@ -117,6 +141,7 @@ variable_list forward_typed(AutogradContext* ctx, const FusedInputs& in) {
   if (ctx) {
     ctx->save_for_backward(saved);
     ctx->saved_data["relu"] = in.relu;
+    ctx->saved_data["parts"] = static_cast<int64_t>(in.parts.size());
   }
   return ys;
 }
@@ -131,17 +156,28 @@ struct HeadGrad {
   int64_t outputs = 0, offset = 0;
 };
 
+// One part of the input in the backward (one: the whole input): its rows, the heads' stacked
+// weight columns that read it, its gradient (laid out as the part, so no reader slices a joint
+// one) and its per-chunk weight-gradient partials.
+template <typename T>
+struct PartGrad {
+  const T* x;
+  int64_t channels;
+  at::Tensor w, gx, gw_chunks;
+};
+
 // The heads with an output gradient (an unused output has none) hold the joint rows of z's
-// gradients gz (pixels x their outputs together); then x's gradient is one pointwise conv of
-// gz with the heads' weights stacked, so it is written once for all heads, and the conv
-// weights' gradients one product of x with gz.
+// gradients gz (pixels x their outputs together); then each part's gradient is one pointwise
+// conv of gz with the heads' weights stacked, so it is written once for all heads, and the
+// conv weights' gradients one product of each part with gz.
 template <typename T>
 variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
   const auto saved = ctx->get_saved_variables();
-  const at::Tensor& x = saved[0];
+  const size_t part_count = static_cast<size_t>(ctx->saved_data["parts"].toInt());
+  const std::vector<at::Tensor> parts(saved.begin(), saved.begin() + part_count);
   const bool relu = ctx->saved_data["relu"].toBool();
   const auto& k = nhwc_table<T>();
-  const int64_t P = pixels_of(x), inputs = x.size(1);
+  const int64_t P = pixels_of(parts[0]), inputs = channels_of(parts);
   const size_t head_count = grads.size();
   std::vector<HeadGrad<T>> heads;
   std::vector<size_t> head_of;  // index into `heads` per function head, or head_count: unused
@@ -150,7 +186,7 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
     head_of.push_back(head_count);
     if (!grads[h].defined()) continue;
     HeadGrad<T> g;
-    const at::Tensor* head_saved = &saved[1 + kSavedPerHead * h];
+    const at::Tensor* head_saved = &saved[part_count + kSavedPerHead * h];
     g.conv_weight = head_saved[0];
     g.bn_weight = head_saved[1];
     g.z = head_saved[2];
@@ -168,22 +204,28 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
   // An architecture step wants no weight gradient; a network's first layer no input gradient.
   bool want_w = false;
   for (size_t h = 0; h < head_count; ++h)
-    want_w |= head_of[h] < head_count && ctx->needs_input_grad(1 + kHeadInputs * h);
-  const bool want_x = ctx->needs_input_grad(0) && joint > 0;
+    want_w |= head_of[h] < head_count && ctx->needs_input_grad(part_count + kHeadInputs * h);
+  bool want_x = false;
+  for (size_t i = 0; i < part_count; ++i) want_x |= ctx->needs_input_grad(i) && joint > 0;
   std::vector<at::Tensor> weight_rows;
   for (const HeadGrad<T>& g : heads)
     weight_rows.push_back(g.conv_weight.reshape({g.outputs, inputs}));
   const at::Tensor w = want_x ? at::cat(weight_rows, 0) : at::Tensor();
-  at::Tensor gx = want_x ? at::empty_like(x) : at::Tensor();
-  at::Tensor gw_chunks =
-      want_w ? at::zeros({chunks_of(P), joint * inputs}, x.options()) : at::Tensor();
-  const T* xp = x.data_ptr<T>();
-  T* gxp = want_x ? gx.data_ptr<T>() : nullptr;
-  T* gwp = want_w ? gw_chunks.data_ptr<T>() : nullptr;
-  const auto input_grads = want_x && gx.nbytes() >= static_cast<size_t>(kStreamBytes)
-                               ? k.pointwise_streamed
-                               : k.pointwise;
-  if (gxp || gwp) {
+  std::vector<PartGrad<T>> part_grads;
+  for (int64_t i = 0, offset = 0; i < static_cast<int64_t>(part_count); ++i) {
+    const at::Tensor& part = parts[i];
+    PartGrad<T> pg{part.data_ptr<T>(), part.size(1), {}, {}, {}};
+    if (want_x) {
+      pg.w = part_count == 1 ? w : w.slice(1, offset, offset + pg.channels).contiguous();
+      pg.gx = at::empty_like(part);
+    }
+    if (want_w) pg.gw_chunks = at::zeros({chunks_of(P), joint * pg.channels}, part.options());
+    offset += pg.channels;
+    part_grads.push_back(std::move(pg));
+  }
+  const bool stream = P * inputs * static_cast<int64_t>(sizeof(T)) >= kStreamBytes;
+  const auto input_grads = stream ? k.pointwise_streamed : k.pointwise;
+  if (want_x || want_w) {
     for_each_pixel_chunk(P, kChunk, [&](int64_t t, int64_t begin, int64_t end) {
       AlignedBuffer<T> gz(kRun * joint, /*zeroed=*/true);  // the batch norms' input gradients
       AlignedBuffer<T> head_gz(heads.size() > 1 ? kRun * joint : 0, /*zeroed=*/true);
@@ -200,19 +242,30 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
               std::copy(out + i * g.outputs, out + (i + 1) * g.outputs,
                         gz.data() + i * joint + g.offset);
         }
-        const int64_t x_at = p * inputs;
-        // Through the fused ReLU the input gradient passes where x > 0.
-        if (gxp)
-          input_grads(gz.data(), w.data_ptr<T>(), gxp + x_at, joint, inputs, 0, pixels, false,
-                      relu ? xp + x_at : nullptr);
-        if (gwp)
-          k.pointwise_wgrad(xp + x_at, gz.data(), gwp + t * joint * inputs, inputs, joint, 0,
-                            pixels, relu);
+        for (PartGrad<T>& pg : part_grads) {
+          const T* x = pg.x + p * pg.channels;
+          // Through the fused ReLU the input gradient passes where x > 0.
+          if (want_x)
+            input_grads(gz.data(), pg.w.template data_ptr<T>(),
+                        pg.gx.template data_ptr<T>() + p * pg.channels, joint, pg.channels, 0,
+                        pixels, false, relu ? x : nullptr);
+          if (want_w)
+            k.pointwise_wgrad(x, gz.data(),
+                              pg.gw_chunks.template data_ptr<T>() + t * joint * pg.channels,
+                              pg.channels, joint, 0, pixels, relu);
+        }
       }
     });
   }
-  const at::Tensor gw = want_w ? gw_chunks.sum(0).view({joint, inputs}) : at::Tensor();
-  variable_list out = {gx};
+  at::Tensor gw;
+  if (want_w) {
+    std::vector<at::Tensor> columns;
+    for (const PartGrad<T>& pg : part_grads)
+      columns.push_back(pg.gw_chunks.sum(0).view({joint, pg.channels}));
+    gw = kernels::joined_channels(columns);
+  }
+  variable_list out;
+  for (const PartGrad<T>& pg : part_grads) out.push_back(pg.gx);
   for (size_t h = 0; h < head_count; ++h) {
     if (head_of[h] == head_count) {
       out.resize(out.size() + kHeadInputs);
@@ -223,7 +276,7 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
     out.push_back(want_w ? gw.slice(0, g.offset, g.offset + g.outputs).view(g.conv_weight.sizes())
                          : at::Tensor());
     out.push_back(weight_grad_of(g.map, g.bn_weight));
-    out.push_back(bias_grad_of(g.map, has_bias, x.scalar_type()));
+    out.push_back(bias_grad_of(g.map, has_bias, parts[0].scalar_type()));
     out.resize(out.size() + 2);  // the running statistics
   }
   out.resize(out.size() + 3);  // momenta, eps, relu
@@ -242,31 +295,37 @@ std::vector<Head> heads_of(at::TensorList tensors, const std::vector<double>& mo
   return heads;
 }
 
-FusedInputs checked(const at::Tensor& x, std::vector<Head> heads, bool relu) {
-  const std::string what = "pointwise conv + batch norm";
-  if (!nhwc_float_cpu(x)) throw Error(what + ": expected a channels-last float/double CPU input");
+FusedInputs checked(at::TensorList parts, std::vector<Head> heads, bool relu) {
+  check_parts(parts);
+  std::vector<at::Tensor> laid_out;
+  for (const at::Tensor& part : parts) {
+    if (!nhwc_float_cpu(part))
+      throw Error(kWhat + ": expected a channels-last float/double CPU input");
+    laid_out.push_back(part.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+  const at::Tensor& x = parts[0];
   for (const Head& h : heads) {
     const at::Tensor& w = h.conv_weight;
-    if (w.dim() != 4 || w.size(1) != x.size(1) || w.size(2) != 1 || w.size(3) != 1 ||
+    if (w.dim() != 4 || w.size(1) != channels_of(parts) || w.size(2) != 1 || w.size(3) != 1 ||
         w.scalar_type() != x.scalar_type())
-      throw Error(what + ": expected a (outputs, C, 1, 1) weight of x's dtype");
-    check_batch_norm_args(h.bn, h.outputs(), pixels_of(x), what);
+      throw Error(kWhat + ": expected a (outputs, C, 1, 1) weight of x's dtype");
+    check_batch_norm_args(h.bn, h.outputs(), pixels_of(x), kWhat);
   }
-  return {x.contiguous(at::MemoryFormat::ChannelsLast), std::move(heads), relu};
+  return {std::move(laid_out), std::move(heads), relu};
 }
 
-// tensors, momenta and eps: the heads as heads_of reads them.
+// parts: the input's channel parts; tensors, momenta and eps: the heads as heads_of reads them.
 struct PointwiseConvBNFunction : public torch::autograd::Function<PointwiseConvBNFunction> {
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, at::TensorList tensors,
+  static variable_list forward(AutogradContext* ctx, at::TensorList parts, at::TensorList tensors,
                                std::vector<double> momenta, std::vector<double> eps, bool relu) {
     std::vector<Head> heads = heads_of(tensors, momenta, eps);
     for (size_t h = 0; h < heads.size(); ++h)
       ctx->saved_data["has_bias" + std::to_string(h)] = present(heads[h].bn.bias);
-    const FusedInputs in = checked(x, std::move(heads), relu);
+    const FusedInputs in = checked(parts, std::move(heads), relu);
     // An output nobody used has no gradient: its head is left out of the backward.
     ctx->set_materialize_grads(false);
-    return x.scalar_type() == at::kFloat ? forward_typed<float>(ctx, in)
-                                         : forward_typed<double>(ctx, in);
+    return in.parts[0].scalar_type() == at::kFloat ? forward_typed<float>(ctx, in)
+                                                   : forward_typed<double>(ctx, in);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -276,8 +335,9 @@ struct PointwiseConvBNFunction : public torch::autograd::Function<PointwiseConvB
   }
 };
 
-variable_list apply_heads(const at::Tensor& x, const std::vector<PointwiseHead>& heads,
-                          bool relu_input) {
+variable_list apply_heads(const std::vector<at::Tensor>& parts,
+                          const std::vector<PointwiseHead>& heads, bool relu_input) {
+  const at::Tensor& x = parts[0];
   std::vector<at::Tensor> tensors;
   std::vector<double> momenta, eps;
   for (const PointwiseHead& h : heads) {
@@ -287,10 +347,11 @@ variable_list apply_heads(const at::Tensor& x, const std::vector<PointwiseHead>&
     momenta.push_back(next_momentum(bn));
     eps.push_back(bn.options.eps());
   }
-  // A TensorList, not the vector: Function::apply takes only that as a list of inputs.
+  // TensorLists, not the vectors: Function::apply takes only those as lists of inputs.
   if (at::GradMode::is_enabled())
-    return PointwiseConvBNFunction::apply(x, at::TensorList(tensors), momenta, eps, relu_input);
-  const FusedInputs in = checked(x, heads_of(tensors, momenta, eps), relu_input);
+    return PointwiseConvBNFunction::apply(at::TensorList(parts), at::TensorList(tensors), momenta,
+                                          eps, relu_input);
+  const FusedInputs in = checked(parts, heads_of(tensors, momenta, eps), relu_input);
   return x.scalar_type() == at::kFloat ? forward_typed<float>(nullptr, in)
                                        : forward_typed<double>(nullptr, in);
 }
@@ -309,20 +370,25 @@ at::Tensor native_pointwise_conv_bn_train(const at::Tensor& x, const at::Tensor&
   const std::vector<at::Tensor> tensors = {conv_weight, or_empty(bn_weight, x),
                                            or_empty(bn_bias, x), or_empty(running_mean, x),
                                            or_empty(running_var, x)};
-  return PointwiseConvBNFunction::apply(x, at::TensorList(tensors), std::vector<double>{momentum},
-                                        std::vector<double>{eps}, relu_input)[0];
+  return PointwiseConvBNFunction::apply(at::TensorList(x), at::TensorList(tensors),
+                                        std::vector<double>{momentum}, std::vector<double>{eps},
+                                        relu_input)[0];
 }
 
 at::Tensor pointwise_conv_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                                      const at::Tensor& conv_weight, bool relu_input) {
-  return pointwise_conv_batch_norms({{&bn, conv_weight}}, x, relu_input)[0];
+  return pointwise_conv_batch_norms({{&bn, conv_weight}}, {x}, relu_input)[0];
 }
 
 std::vector<at::Tensor> pointwise_conv_batch_norms(const std::vector<PointwiseHead>& heads,
-                                                   const at::Tensor& x, bool relu_input) {
-  bool fused = nhwc_float_cpu(x);
-  for (const PointwiseHead& h : heads) fused = fused && fusable(h, x);
-  if (fused) return apply_heads(x, heads, relu_input);
+                                                   const std::vector<at::Tensor>& parts,
+                                                   bool relu_input) {
+  check_parts(parts);
+  bool fused = true;
+  for (const at::Tensor& part : parts) fused = fused && nhwc_float_cpu(part);
+  for (const PointwiseHead& h : heads) fused = fused && fusable(h, parts[0]);
+  if (fused) return apply_heads(parts, heads, relu_input);
+  const at::Tensor x = joined_channels(parts);
   std::vector<at::Tensor> ys;
   for (const PointwiseHead& h : heads)
     ys.push_back(batch_norm_forward(*h.bn, native_pointwise_conv2d(x, h.conv_weight, relu_input),

@@ -19,12 +19,15 @@ struct PointwiseHead {
   at::Tensor conv_weight;
 };
 
-// bn(conv(a(x))) of every head on one x: one fused pass reading x once where x is a
-// channels-last float/double CPU tensor and every bn uses batch statistics, else each head
-// separately. The backward writes x's gradient once for all heads (the sum autograd would
-// otherwise make of one gradient per head).
+// bn(conv(a(x))) of every head on one x given as its channel parts (kernels/channel_parts.h;
+// one part: x itself): one fused pass reading x once where the parts are channels-last
+// float/double CPU tensors and every bn uses batch statistics, else each head separately on the
+// parts joined. The backward writes x's gradient once for all heads (the sum autograd would
+// otherwise make of one gradient per head), one tensor per part, laid out as the part. An Error
+// unless the parts share their dtype, batch, height and width.
 std::vector<at::Tensor> pointwise_conv_batch_norms(const std::vector<PointwiseHead>& heads,
-                                                   const at::Tensor& x, bool relu_input);
+                                                   const std::vector<at::Tensor>& parts,
+                                                   bool relu_input);
 
 // bn(conv(a(x))) with the native kernels, for a pointwise conv weight (outputs, C, 1, 1) and
 // a = relu with relu_input: one fused pass where x is a channels-last float/double CPU tensor

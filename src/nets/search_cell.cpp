@@ -35,11 +35,11 @@ ReLUConvBNImpl* SearchCellImpl::pointwise_preprocess(int input) {
 
 at::Tensor SearchCellImpl::forward(const at::Tensor& s0, const at::Tensor& s1,
                                    const CellWeights& weights, ExecMode mode) {
-  return forward_preprocessed(preprocess(0, s0), preprocess(1, s1), weights, mode);
+  return at::cat(output_parts(preprocess(0, s0), preprocess(1, s1), weights, mode), 1);
 }
 
-at::Tensor SearchCellImpl::forward_preprocessed(const at::Tensor& p0, const at::Tensor& p1,
-                                                const CellWeights& weights, ExecMode mode) {
+std::vector<at::Tensor> SearchCellImpl::output_parts(const at::Tensor& p0, const at::Tensor& p1,
+                                                     const CellWeights& weights, ExecMode mode) {
   const int ops = options_.space.ops;
   const int nodes = options_.space.nodes;
   std::vector<at::Tensor> states = {p0, p1};
@@ -69,8 +69,7 @@ at::Tensor SearchCellImpl::forward_preprocessed(const at::Tensor& p0, const at::
     states.push_back(node_sum);
     readers.emplace_back(node_sum, reads[2 + node], options_.kernels);
   }
-  std::vector<at::Tensor> concat(states.end() - options_.multiplier, states.end());
-  return at::cat(concat, 1);
+  return std::vector<at::Tensor>(states.end() - options_.multiplier, states.end());
 }
 
 }  // namespace datanas

@@ -28,9 +28,10 @@ class SearchCellImpl : public torch::nn::Module {
   explicit SearchCellImpl(const SearchCellOptions& options);
   at::Tensor forward(const at::Tensor& s0, const at::Tensor& s1, const CellWeights& weights,
                      ExecMode mode);
-  // The same on inputs already preprocessed: p_i = preprocess(i, s_i).
-  at::Tensor forward_preprocessed(const at::Tensor& p0, const at::Tensor& p1,
-                                  const CellWeights& weights, ExecMode mode);
+  // forward's output as its channel parts (kernels/channel_parts.h), the last `multiplier`
+  // nodes, never concatenated, on inputs already preprocessed: p_i = preprocess(i, s_i).
+  std::vector<at::Tensor> output_parts(const at::Tensor& p0, const at::Tensor& p1,
+                                       const CellWeights& weights, ExecMode mode);
   at::Tensor preprocess(int input, const at::Tensor& s);
   // The preprocessing of input 0 or 1 where it is ReLU -> 1x1 conv -> BN (else null: input 0
   // after a reduction cell is a FactorizedReduce), which can share a pass over its state with

@@ -6,6 +6,8 @@
 #include <array>
 #include <utility>
 
+#include "kernels/channel_parts.h"
+#include "kernels/kernel_backend.h"
 #include "util/error.h"
 #include "util/memory_format.h"
 
@@ -63,12 +65,16 @@ at::Tensor SupernetImpl::stem(const at::Tensor& images) {
 // is read by three preprocessings (both of cell 0, the first of cell 1), every other output by
 // two. Where they are ReLU -> 1x1 conv -> BN, they run together as soon as the output exists:
 // one read of it, and one gradient written for it instead of one per reader and their sum.
+// With the native kernels a cell's output stays its nodes' states, its channel parts
+// (kernels/channel_parts.h): those preprocessings read the nodes in place and write each node's
+// gradient whole, so neither the concatenation nor its gradient's strided slices are made. The
+// other readers (a FactorizedReduce, the pooling) take it joined.
 at::Tensor SupernetImpl::forward(const at::Tensor& images, const CellWeights& normal,
                                  const CellWeights& reduce, ExecMode mode) {
   const int layers = static_cast<int>(cells_.size());
   auto source = [](int cell, int input) { return std::max(-1, cell - 2 + input); };  // -1: stem
   std::vector<std::array<at::Tensor, 2>> preprocessed(layers);
-  auto preprocess_readers = [&](int state, const at::Tensor& x) {
+  auto preprocess_readers = [&](int state, const std::vector<at::Tensor>& x) {
     std::vector<ReLUConvBNImpl*> blocks;
     std::vector<std::pair<int, int>> readers;
     for (int cell = std::max(0, state + 1); cell < std::min(layers, state + 3); ++cell) {
@@ -79,29 +85,33 @@ at::Tensor SupernetImpl::forward(const at::Tensor& images, const CellWeights& no
         readers.emplace_back(cell, input);
       }
     }
-    if (blocks.size() < 2) return;
+    if (blocks.empty() || (blocks.size() < 2 && x.size() < 2)) return;
     const std::vector<at::Tensor> ys = relu_conv_bn_shared(blocks, x);
     for (size_t j = 0; j < ys.size(); ++j)
       preprocessed[readers[j].first][readers[j].second] = ys[j];
   };
-  const at::Tensor stem_output = stem(images);
+  const std::vector<at::Tensor> stem_output = {stem(images)};
+  const bool keep_parts = use_native_kernels(options_.kernels, stem_output[0]);
   preprocess_readers(-1, stem_output);
-  std::vector<at::Tensor> outputs;
+  std::vector<std::vector<at::Tensor>> outputs;
   for (int i = 0; i < layers; ++i) {
     SearchCellImpl& cell = *cells_[i];
     std::array<at::Tensor, 2>& p = preprocessed[i];
     for (int input = 0; input < 2; ++input) {
       const int from = source(i, input);
       if (!p[input].defined())
-        p[input] = cell.preprocess(input, from < 0 ? stem_output : outputs[from]);
+        p[input] = cell.preprocess(
+            input, kernels::joined_channels(from < 0 ? stem_output : outputs[from]));
     }
-    outputs.push_back(
-        cell.forward_preprocessed(p[0], p[1], cell.reduction() ? reduce : normal, mode));
+    std::vector<at::Tensor> parts =
+        cell.output_parts(p[0], p[1], cell.reduction() ? reduce : normal, mode);
+    outputs.push_back(keep_parts ? std::move(parts) : std::vector<at::Tensor>{at::cat(parts, 1)});
     p = {};
     preprocess_readers(i, outputs.back());
-    if (i >= 2) outputs[i - 2] = at::Tensor();  // no later cell reads it
+    if (i >= 2) outputs[i - 2].clear();  // no later cell reads it
   }
-  at::Tensor pooled = at::adaptive_avg_pool2d(outputs.back(), {1, 1}).flatten(1);
+  at::Tensor pooled =
+      at::adaptive_avg_pool2d(kernels::joined_channels(outputs.back()), {1, 1}).flatten(1);
   return classifier_(pooled);
 }
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "kernels/batch_norm.h"
+#include "kernels/channel_parts.h"
 #include "kernels/dw_pw_block.h"
 #include "kernels/dw_pw_bn.h"
 #include "kernels/factorized_reduce.h"
@@ -43,27 +44,32 @@ std::optional<PointwiseHead> ReLUConvBNImpl::pointwise_head(const at::Tensor& x)
 
 at::Tensor ReLUConvBNImpl::forward(const at::Tensor& x) {
   if (auto head = pointwise_head(x))
-    return pointwise_conv_batch_norms({*head}, x, /*relu_input=*/true)[0];
+    return pointwise_conv_batch_norms({*head}, {x}, /*relu_input=*/true)[0];
   return batch_norm_forward(*bn_, conv_(at::relu(x)), kernels_);
 }
 
 std::vector<at::Tensor> relu_conv_bn_shared(const std::vector<ReLUConvBNImpl*>& blocks,
-                                            const at::Tensor& x) {
+                                            const std::vector<at::Tensor>& parts) {
   std::vector<PointwiseHead> heads;
   std::vector<size_t> fused;
   for (size_t i = 0; i < blocks.size(); ++i) {
-    if (auto head = blocks[i]->pointwise_head(x)) {
+    if (auto head = blocks[i]->pointwise_head(parts[0])) {
       heads.push_back(*head);
       fused.push_back(i);
     }
   }
   std::vector<at::Tensor> ys(blocks.size());
   if (!heads.empty()) {
-    std::vector<at::Tensor> fused_ys = pointwise_conv_batch_norms(heads, x, /*relu_input=*/true);
+    std::vector<at::Tensor> fused_ys =
+        pointwise_conv_batch_norms(heads, parts, /*relu_input=*/true);
     for (size_t j = 0; j < fused.size(); ++j) ys[fused[j]] = fused_ys[j];
   }
-  for (size_t i = 0; i < blocks.size(); ++i)
-    if (!ys[i].defined()) ys[i] = blocks[i]->forward(x);
+  at::Tensor x;  // joined once, for the blocks that need one tensor
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (ys[i].defined()) continue;
+    if (!x.defined()) x = kernels::joined_channels(parts);
+    ys[i] = blocks[i]->forward(x);
+  }
   return ys;
 }
 

@@ -37,10 +37,11 @@ class ReLUConvBNImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ReLUConvBN);
 
-// forward(x) of every block on one x; those with a pointwise head read x in one fused pass
-// (and write its gradient once).
+// forward(x) of every block on one x given as its channel parts (kernels/channel_parts.h); those
+// with a pointwise head read the parts in one fused pass (and write their gradients once), the
+// others take them joined.
 std::vector<at::Tensor> relu_conv_bn_shared(const std::vector<ReLUConvBNImpl*>& blocks,
-                                            const at::Tensor& x);
+                                            const std::vector<at::Tensor>& parts);
 
 // A block output whose batch norm is known but not yet applied: the output is
 // z * affine.scale[c] + affine.offset[c].
