@@ -78,6 +78,44 @@ TEST(FactorizedReduceKernel, FiniteDifferencesInDouble) {
   }
 }
 
+// x given as its channel parts (a supernet cell's nodes): odd counts and whole vectors, an odd
+// size, float and double (by finite differences too); each part gets its own gradient, laid out
+// as the part.
+TEST(FactorizedReduceKernel, ChannelPartsMatchTheWholeInput) {
+  torch::manual_seed(14);
+  const std::vector<std::pair<Shape, std::vector<int64_t>>> cases = {
+      {Shape{2, 24, 9, 10}, {5, 16, 3}}, {Shape{3, 12, 8, 8}, {7, 5}}};
+  for (at::ScalarType dtype : {at::kFloat, at::kDouble}) {
+    for (const auto& [s, channels] : cases) {
+      const at::Tensor x = laid_out(torch::randn({s.n, s.c, s.h, s.w}, dtype), true);
+      const at::Tensor we = torch::randn({4, s.c, 1, 1}, dtype);
+      const at::Tensor wo = torch::randn({5, s.c, 1, 1}, dtype);
+      const auto on_parts = [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
+        return native_factorized_reduce(in.split_with_sizes(channels, 1), w[0], w[1]);
+      };
+      const at::Tensor up = torch::randn({s.n, 9, (s.h + 1) / 2, (s.w + 1) / 2}, dtype);
+      const std::string what = reduce_name(s, 9) + " in " + std::to_string(channels.size());
+      expect_close(value_and_grads(on_parts, x, {we, wo}, up),
+                   value_and_grads(
+                       [](const at::Tensor& in, const std::vector<at::Tensor>& w) {
+                         return reference_reduce(in, w[0], w[1]);
+                       },
+                       x, {we, wo}, up),
+                   what);
+      if (dtype == at::kDouble) expect_finite_differences(on_parts, x, {we, wo}, what);
+      std::vector<at::Tensor> parts;
+      for (const at::Tensor& part : x.split_with_sizes(channels, 1))
+        parts.push_back(part.contiguous(at::MemoryFormat::ChannelsLast).requires_grad_(true));
+      (native_factorized_reduce(parts, we, wo) * up).sum().backward();
+      for (const at::Tensor& part : parts) {
+        ASSERT_TRUE(part.grad().defined()) << what;
+        EXPECT_TRUE(part.grad().is_contiguous(at::MemoryFormat::ChannelsLast)) << what;
+        EXPECT_EQ(part.grad().sizes(), part.sizes()) << what;
+      }
+    }
+  }
+}
+
 TEST(FactorizedReduceKernel, Avx2MatchesPortable) {
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
     GTEST_SKIP() << "no AVX2 + FMA on this CPU";
@@ -155,6 +193,18 @@ TEST(FactorizedReduceKernel, RefusesBadInput) {
                                         torch::randn({2, 4, 1, 1})),
                Error);
   EXPECT_THROW(native_factorized_reduce(x, torch::randn({2, 4, 1, 1}, torch::kDouble),
+                                        torch::randn({2, 4, 1, 1})),
+               Error);
+  const at::Tensor wider = laid_out(torch::randn({1, 2, 4, 6}), true);
+  try {
+    native_factorized_reduce({x, wider}, torch::randn({2, 6, 1, 1}), torch::randn({2, 6, 1, 1}));
+    ADD_FAILURE() << "parts of different widths were taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input parts of one dtype, batch, height and width"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(native_factorized_reduce(std::vector<at::Tensor>{}, torch::randn({2, 4, 1, 1}),
                                         torch::randn({2, 4, 1, 1})),
                Error);
 }

@@ -7,7 +7,10 @@
 #include <ATen/ops/cat.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
+
+#include "util/error.h"
 
 namespace datanas {
 namespace kernels {
@@ -16,6 +19,24 @@ namespace kernels {
 // there is one).
 inline at::Tensor joined_channels(const std::vector<at::Tensor>& parts) {
   return parts.size() == 1 ? parts[0] : at::cat(parts, 1);
+}
+
+// The parts' channels together.
+inline int64_t channels_of(at::TensorList parts) {
+  int64_t channels = 0;
+  for (const at::Tensor& part : parts) channels += part.size(1);
+  return channels;
+}
+
+// Throws an Error naming `what` unless the parts make one input: at least one, all 4-D, of one
+// dtype, batch, height and width.
+inline void check_channel_parts(at::TensorList parts, const std::string& what) {
+  if (parts.empty()) throw Error(what + ": expected an input");
+  const at::Tensor& x = parts[0];
+  for (const at::Tensor& part : parts)
+    if (part.dim() != 4 || x.dim() != 4 || part.scalar_type() != x.scalar_type() ||
+        part.size(0) != x.size(0) || part.size(2) != x.size(2) || part.size(3) != x.size(3))
+      throw Error(what + ": expected input parts of one dtype, batch, height and width");
 }
 
 // Runs of up to `run` pixels of an input given as its parts (dense channels-last tensors of T),

@@ -5,6 +5,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 namespace datanas {
 
 // Whether native_factorized_reduce takes x: a 4-D channels-last float or double CPU tensor.
@@ -15,6 +17,10 @@ bool can_reduce_natively(const at::Tensor& x);
 // conv(relu(x), w_even, stride 2) and of the same conv of relu(x) shifted by one pixel down and
 // right (zero past x's edge); differentiable in x and both weights.
 at::Tensor native_factorized_reduce(const at::Tensor& x, const at::Tensor& w_even,
+                                    const at::Tensor& w_odd);
+// The same on x given as its channel parts (kernels/channel_parts.h), each of which gets its own
+// gradient; an Error unless they share their dtype, batch, height and width.
+at::Tensor native_factorized_reduce(const std::vector<at::Tensor>& parts, const at::Tensor& w_even,
                                     const at::Tensor& w_odd);
 
 }  // namespace datanas

@@ -36,23 +36,6 @@ int64_t chunks_of(int64_t P) { return (P + kChunk - 1) / kChunk; }
 
 const std::string kWhat = "pointwise conv + batch norm";
 
-// Throws an Error unless the parts are one input's channels: at least one, of one dtype, batch,
-// height and width.
-void check_parts(at::TensorList parts) {
-  if (parts.empty()) throw Error(kWhat + ": expected an input");
-  const at::Tensor& x = parts[0];
-  for (const at::Tensor& part : parts)
-    if (part.dim() != 4 || x.dim() != 4 || part.scalar_type() != x.scalar_type() ||
-        part.size(0) != x.size(0) || part.size(2) != x.size(2) || part.size(3) != x.size(3))
-      throw Error(kWhat + ": expected input parts of one dtype, batch, height and width");
-}
-
-int64_t channels_of(at::TensorList parts) {
-  int64_t channels = 0;
-  for (const at::Tensor& part : parts) channels += part.size(1);
-  return channels;
-}
-
 // One conv + batch norm reading the shared input.
 struct Head {
   at::Tensor conv_weight;
@@ -296,7 +279,7 @@ std::vector<Head> heads_of(at::TensorList tensors, const std::vector<double>& mo
 }
 
 FusedInputs checked(at::TensorList parts, std::vector<Head> heads, bool relu) {
-  check_parts(parts);
+  check_channel_parts(parts, kWhat);
   std::vector<at::Tensor> laid_out;
   for (const at::Tensor& part : parts) {
     if (!nhwc_float_cpu(part))
@@ -383,7 +366,7 @@ at::Tensor pointwise_conv_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::T
 std::vector<at::Tensor> pointwise_conv_batch_norms(const std::vector<PointwiseHead>& heads,
                                                    const std::vector<at::Tensor>& parts,
                                                    bool relu_input) {
-  check_parts(parts);
+  check_channel_parts(parts, kWhat);
   bool fused = true;
   for (const at::Tensor& part : parts) fused = fused && nhwc_float_cpu(part);
   for (const PointwiseHead& h : heads) fused = fused && fusable(h, parts[0]);

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/channel_parts.h"
+
 namespace datanas {
 
 SearchCellImpl::SearchCellImpl(const SearchCellOptions& o) : options_(o) {
@@ -27,6 +29,13 @@ SearchCellImpl::SearchCellImpl(const SearchCellOptions& o) : options_(o) {
 
 at::Tensor SearchCellImpl::preprocess(int input, const at::Tensor& s) {
   return (input == 0 ? preprocess0_ : preprocess1_).forward(s);
+}
+
+at::Tensor SearchCellImpl::preprocess(int input, const std::vector<at::Tensor>& parts) {
+  auto* reduce =
+      dynamic_cast<FactorizedReduceImpl*>((input == 0 ? preprocess0_ : preprocess1_).ptr().get());
+  if (reduce) return reduce->forward_parts(parts);
+  return preprocess(input, kernels::joined_channels(parts));
 }
 
 ReLUConvBNImpl* SearchCellImpl::pointwise_preprocess(int input) {

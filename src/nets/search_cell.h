@@ -33,6 +33,9 @@ class SearchCellImpl : public torch::nn::Module {
   std::vector<at::Tensor> output_parts(const at::Tensor& p0, const at::Tensor& p1,
                                        const CellWeights& weights, ExecMode mode);
   at::Tensor preprocess(int input, const at::Tensor& s);
+  // The same on s given as its channel parts (kernels/channel_parts.h): a FactorizedReduce reads
+  // them in place, a ReLU -> 1x1 conv -> BN joined (relu_conv_bn_shared reads them in place).
+  at::Tensor preprocess(int input, const std::vector<at::Tensor>& parts);
   // The preprocessing of input 0 or 1 where it is ReLU -> 1x1 conv -> BN (else null: input 0
   // after a reduction cell is a FactorizedReduce), which can share a pass over its state with
   // another cell's (relu_conv_bn_shared).

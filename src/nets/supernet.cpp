@@ -67,8 +67,8 @@ at::Tensor SupernetImpl::stem(const at::Tensor& images) {
 // one read of it, and one gradient written for it instead of one per reader and their sum.
 // With the native kernels a cell's output stays its nodes' states, its channel parts
 // (kernels/channel_parts.h): those preprocessings read the nodes in place and write each node's
-// gradient whole, so neither the concatenation nor its gradient's strided slices are made. The
-// other readers (a FactorizedReduce, the pooling) take it joined.
+// gradient whole, so neither the concatenation nor its gradient's strided slices are made; so
+// does a FactorizedReduce, and the pooling takes the parts one by one.
 at::Tensor SupernetImpl::forward(const at::Tensor& images, const CellWeights& normal,
                                  const CellWeights& reduce, ExecMode mode) {
   const int layers = static_cast<int>(cells_.size());
@@ -100,8 +100,7 @@ at::Tensor SupernetImpl::forward(const at::Tensor& images, const CellWeights& no
     for (int input = 0; input < 2; ++input) {
       const int from = source(i, input);
       if (!p[input].defined())
-        p[input] = cell.preprocess(
-            input, kernels::joined_channels(from < 0 ? stem_output : outputs[from]));
+        p[input] = cell.preprocess(input, from < 0 ? stem_output : outputs[from]);
     }
     std::vector<at::Tensor> parts =
         cell.output_parts(p[0], p[1], cell.reduction() ? reduce : normal, mode);
@@ -110,9 +109,11 @@ at::Tensor SupernetImpl::forward(const at::Tensor& images, const CellWeights& no
     preprocess_readers(i, outputs.back());
     if (i >= 2) outputs[i - 2].clear();  // no later cell reads it
   }
-  at::Tensor pooled =
-      at::adaptive_avg_pool2d(kernels::joined_channels(outputs.back()), {1, 1}).flatten(1);
-  return classifier_(pooled);
+  // A channel's average reads that channel alone: the parts are pooled one by one.
+  std::vector<at::Tensor> pooled;
+  for (const at::Tensor& part : outputs.back())
+    pooled.push_back(at::adaptive_avg_pool2d(part, {1, 1}).flatten(1));
+  return classifier_(kernels::joined_channels(pooled));
 }
 
 }  // namespace datanas

@@ -166,6 +166,15 @@ FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool aff
       odd_(register_module("odd", make_conv(c_in, c_out - c_out / 2, 1, 2, 0))),
       bn_(register_module("bn", make_batch_norm(c_out, affine))) {}
 
+at::Tensor FactorizedReduceImpl::forward_parts(const std::vector<at::Tensor>& parts) {
+  bool native = true;
+  for (const at::Tensor& part : parts)
+    native = native && use_native_kernels(kernels_, part) && can_reduce_natively(part);
+  if (!native || parts.size() == 1) return forward(kernels::joined_channels(parts));
+  return batch_norm_forward(*bn_, native_factorized_reduce(parts, even_->weight, odd_->weight),
+                            kernels_);
+}
+
 at::Tensor FactorizedReduceImpl::forward(const at::Tensor& x) {
   if (use_native_kernels(kernels_, x) && can_reduce_natively(x))
     return batch_norm_forward(*bn_, native_factorized_reduce(x, even_->weight, odd_->weight),

@@ -120,6 +120,9 @@ class FactorizedReduceImpl : public torch::nn::Module {
   FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine,
                        KernelBackend kernels = KernelBackend::kTorch);
   at::Tensor forward(const at::Tensor& x);
+  // forward of x given as its channel parts (kernels/channel_parts.h): read in place by the native
+  // function where it takes them, else joined.
+  at::Tensor forward_parts(const std::vector<at::Tensor>& parts);
 
  private:
   KernelBackend kernels_;
