@@ -87,7 +87,8 @@ TEST(KernelTables, Avx2MatchesPortable) {
 }
 
 // The same for the NHWC tables (AVX2, and AVX-512 where the CPU has it), with channel counts that
-// use every block width (32, 16, 8 and 1 channels) and the channel-blocked depthwise rows.
+// use every block width (32, 16, 8 and 1 channels) and the channel-blocked depthwise rows; the
+// channel parts' gather against LibTorch's concatenation.
 void expect_nhwc_table_matches_portable(const kernels::NhwcKernels<float>& fast) {
   const auto& plain = kernels::portable::nhwc_kernels_f32();
   // A strided dilated conv (the scatter backward) and stride-1 ones (the sliding kernels with a
@@ -111,6 +112,28 @@ void expect_nhwc_table_matches_portable(const kernels::NhwcKernels<float>& fast)
       }
       EXPECT_LE(relative_error(py[0], py[1]), 1e-5) << "C " << C << " 1x1 to " << outputs;
       EXPECT_LE(relative_error(pgw[0], pgw[1]), 1e-5) << "C " << C << " 1x1 wgrad " << outputs;
+    }
+    // Pixels 2..10 of three channel parts (C, 3 and 16 channels, one with NaNs) gathered into
+    // rows, with and without the ReLU: exactly LibTorch's concatenation (and relu, NaN kept).
+    const std::vector<int64_t> channels = {C, 3, 16};
+    std::vector<at::Tensor> parts;
+    std::vector<const float*> part_data;
+    for (int64_t c : channels) {
+      parts.push_back(torch::randn({11, c}));
+      part_data.push_back(parts.back().data_ptr<float>());
+    }
+    parts[1][4][1] = std::nanf("");
+    for (bool relu : {false, true}) {
+      const at::Tensor joined = at::cat(parts, 1).slice(0, 2, 11);
+      const at::Tensor expected = relu ? at::relu(joined) : joined;
+      for (const auto* table : {&fast, &plain}) {
+        at::Tensor rows = torch::full({9, C + 19}, 7.0f);
+        table->gather_channels(part_data.data(), channels.data(), 3, 2, 11, relu,
+                               rows.data_ptr<float>());
+        EXPECT_TRUE(at::equal(rows.nan_to_num(), expected.nan_to_num()) &&
+                    at::isnan(rows).sum().item<int64_t>() == 1)
+            << "C " << C << " gather, relu " << relu;
+      }
     }
     for (const auto& conv : convs) {
       kernels::ConvGeometry g;
