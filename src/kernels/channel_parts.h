@@ -28,6 +28,19 @@ inline int64_t channels_of(at::TensorList parts) {
   return channels;
 }
 
+// Each part's columns of w (rows x the parts' channels together), contiguous: what reads or
+// makes that part in a matrix product over the channels. w itself where there is one part.
+inline std::vector<at::Tensor> part_columns(const at::Tensor& w, at::TensorList parts) {
+  if (parts.size() == 1) return {w};
+  std::vector<at::Tensor> columns;
+  int64_t offset = 0;
+  for (const at::Tensor& part : parts) {
+    columns.push_back(w.slice(1, offset, offset + part.size(1)).contiguous());
+    offset += part.size(1);
+  }
+  return columns;
+}
+
 // Throws an Error naming `what` unless the parts make one input: at least one, all 4-D, of one
 // dtype, batch, height and width.
 inline void check_channel_parts(at::TensorList parts, const std::string& what) {

@@ -84,21 +84,16 @@ template <typename T>
 void backward_typed(const std::vector<at::Tensor>& parts, const at::Tensor& w_even,
                     const at::Tensor& w_odd, const at::Tensor& gy, bool want_x,
                     std::vector<at::Tensor>& gx, at::Tensor* gw_even, at::Tensor* gw_odd) {
-  const at::Tensor we = as_matrix(w_even), wo = as_matrix(w_odd);
+  const std::vector<at::Tensor> we = kernels::part_columns(as_matrix(w_even), parts);
+  const std::vector<at::Tensor> wo = kernels::part_columns(as_matrix(w_odd), parts);
   std::vector<at::Tensor> even_columns, odd_columns;
-  int64_t offset = 0;
-  for (const at::Tensor& part : parts) {
-    const int64_t C = part.size(1);
-    const bool whole = parts.size() == 1;
-    gx.push_back(want_x ? at::empty_like(part) : at::Tensor());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    gx.push_back(want_x ? at::empty_like(parts[i]) : at::Tensor());
     at::Tensor even_part, odd_part;
-    part_backward<T>(part, whole ? we : we.slice(1, offset, offset + C).contiguous(),
-                     whole ? wo : wo.slice(1, offset, offset + C).contiguous(), gy,
-                     want_x ? &gx.back() : nullptr, gw_even ? &even_part : nullptr,
-                     gw_odd ? &odd_part : nullptr);
+    part_backward<T>(parts[i], we[i], wo[i], gy, want_x ? &gx.back() : nullptr,
+                     gw_even ? &even_part : nullptr, gw_odd ? &odd_part : nullptr);
     even_columns.push_back(even_part);
     odd_columns.push_back(odd_part);
-    offset += C;
   }
   if (gw_even) *gw_even = kernels::joined_channels(even_columns).view(w_even.sizes());
   if (gw_odd) *gw_odd = kernels::joined_channels(odd_columns).view(w_odd.sizes());

@@ -193,17 +193,17 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
   std::vector<at::Tensor> weight_rows;
   for (const HeadGrad<T>& g : heads)
     weight_rows.push_back(g.conv_weight.reshape({g.outputs, inputs}));
-  const at::Tensor w = want_x ? at::cat(weight_rows, 0) : at::Tensor();
+  const std::vector<at::Tensor> w =
+      want_x ? part_columns(at::cat(weight_rows, 0), parts) : std::vector<at::Tensor>();
   std::vector<PartGrad<T>> part_grads;
-  for (int64_t i = 0, offset = 0; i < static_cast<int64_t>(part_count); ++i) {
+  for (size_t i = 0; i < part_count; ++i) {
     const at::Tensor& part = parts[i];
     PartGrad<T> pg{part.data_ptr<T>(), part.size(1), {}, {}, {}};
     if (want_x) {
-      pg.w = part_count == 1 ? w : w.slice(1, offset, offset + pg.channels).contiguous();
+      pg.w = w[i];
       pg.gx = at::empty_like(part);
     }
     if (want_w) pg.gw_chunks = at::zeros({chunks_of(P), joint * pg.channels}, part.options());
-    offset += pg.channels;
     part_grads.push_back(std::move(pg));
   }
   const bool stream = P * inputs * static_cast<int64_t>(sizeof(T)) >= kStreamBytes;
