@@ -16,6 +16,13 @@ namespace nhwc {
 namespace {
 using namespace simd;
 
+// dst[e] = src[e] where x[e] > 0, else 0, for n values: a gradient through the ReLU of x (a NaN x
+// passes nothing). dst may be src.
+template <typename T>
+inline void pass_where_positive(const T* x, const T* src, T* dst, int64_t n) {
+  for (int64_t e = 0; e < n; ++e) dst[e] = x[e] > T(0) ? src[e] : T(0);
+}
+
 // Scatter form for outputs ow .. ow + PB - 1: each output's gradient goes to the padded inputs
 // it read (G) and, with WGRAD, to the taps (gw, summed over the PB outputs in registers first).
 template <typename T, int PB, bool WGRAD>
@@ -82,7 +89,7 @@ void conv_backward_scatter(const T* x, const T* w, const T* gy, T* gx, T* gw, in
     const T* xr = x + h * inner;
     T* dst = gx + h * inner;
     if (relu) {
-      for (int64_t e = 0; e < inner; ++e) dst[e] = xr[e] > T(0) ? src[e] : T(0);
+      pass_where_positive(xr, src, dst, inner);
     } else {
       for (int64_t e = 0; e < inner; ++e) dst[e] = src[e];
     }
@@ -299,9 +306,7 @@ void conv_backward_gather(const T* x, const T* w, const T* gy, T* gx, T* gw, int
   // The output gradient has the input's size and padding here, so G is laid out like P.
   pad_for_rows(gy, G, C, g, /*relu=*/false);
   gather_input_grads(G, w, gx, C, g, G + plane, [&](int64_t h, T* gx_row) {
-    if (!relu) return;
-    const T* x_row = x + h * g.width * C;
-    for (int64_t e = 0; e < g.width * C; ++e) gx_row[e] = x_row[e] > T(0) ? gx_row[e] : T(0);
+    if (relu) pass_where_positive(x + h * g.width * C, gx_row, gx_row, g.width * C);
   });
 }
 
