@@ -11,6 +11,7 @@
 #include "kernels/aligned_buffer.h"
 #include "kernels/nhwc_kernels.h"
 #include "kernels/plane_parallel.h"
+#include "kernels/task_pool.h"
 
 namespace datanas {
 namespace kernels {
@@ -57,10 +58,10 @@ inline const NhwcKernels<double>& nhwc_table<double>() {
   return best_nhwc_kernels_f64();
 }
 
-// fn(n) for every sample n in [0, N) on LibTorch's thread pool (so --threads applies).
+// fn(n) for every sample n in [0, N) on the kernels' pool (task_pool.h; --threads applies).
 template <typename Fn>
 void for_each_sample(int64_t N, const Fn& fn) {
-  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+  parallel_pieces(0, N, 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) fn(n);
   });
 }
@@ -68,7 +69,7 @@ void for_each_sample(int64_t N, const Fn& fn) {
 // fn(n, scratch) for every sample, with `scratch_elements` of scratch per task.
 template <typename T, typename Fn>
 void for_each_sample(int64_t N, int64_t scratch_elements, const Fn& fn) {
-  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+  parallel_pieces(0, N, 1, [&](int64_t begin, int64_t end) {
     // Left uninitialised: the kernels write what they read (zeroing it was 2 % of a search
     // step; the suites pass with it filled with NaN).
     AlignedBuffer<T> scratch(scratch_elements);
@@ -81,7 +82,7 @@ void for_each_sample(int64_t N, int64_t scratch_elements, const Fn& fn) {
 template <typename Fn>
 void for_each_pixel_chunk(int64_t P, int64_t chunk, const Fn& fn) {
   const int64_t tasks = (P + chunk - 1) / chunk;
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+  parallel_pieces(0, tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) fn(t, t * chunk, std::min(P, (t + 1) * chunk));
   });
 }

@@ -1,6 +1,5 @@
 #include "kernels/sgd_step.h"
 
-#include <ATen/Parallel.h>
 #include <c10/util/string_utils.h>
 #include <torch/nn/utils/clip_grad.h>
 
@@ -10,6 +9,7 @@
 #include <string>
 
 #include "kernels/flat_kernels.h"
+#include "kernels/task_pool.h"
 
 namespace datanas {
 namespace {
@@ -35,9 +35,10 @@ std::vector<Chunk> chunks_of(const std::vector<at::Tensor>& tensors) {
 
 template <class F>
 void parallel_over(const std::vector<Chunk>& chunks, const F& f) {
-  at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) f(i, chunks[i]);
-  });
+  kernels::parallel_pieces(0, static_cast<int64_t>(chunks.size()), 1,
+                           [&](int64_t begin, int64_t end) {
+                             for (int64_t i = begin; i < end; ++i) f(i, chunks[i]);
+                           });
 }
 
 // A dense tensor's elements are one block starting at data_ptr (strides are never negative), so
