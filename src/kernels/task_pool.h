@@ -1,5 +1,5 @@
 // The native kernels' own thread pool. LibTorch's at::parallel_for runs on OpenMP, whose idle
-// threads either spin without bound (libgomp's default: a core taken from whatever else runs
+// threads either spin for a long while (libgomp's default: a core taken from whatever else runs
 // beside, README "Threads on a shared machine") or, under OMP_WAIT_POLICY=passive, sleep at
 // the end of every parallel region and are woken by the kernel at the start of the next. A
 // search step runs thousands of short regions with little set-up between them, and on a
