@@ -101,11 +101,35 @@ void moments(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, 
   }
 }
 
+// The per-pixel maps below hold their per-channel vectors in registers for a run of
+// kMapRun pixels (one channel block after another within the run, which stays in L1): the plain
+// loop over C reloaded them for every pixel and, at 16 channels, re-checked its pointers for
+// overlap every pixel (a third of a sep conv block's backward pass went there).
+constexpr int64_t kMapRun = 64;
+
+// f(blk, c0, p0, p1) for every channel block of C and run [p0, p1) of [begin, end).
+template <typename T, typename F>
+inline void for_runs_of_pixels(int64_t C, int64_t begin, int64_t end, const F& f) {
+  for (int64_t p0 = begin; p0 < end; p0 += kMapRun) {
+    const int64_t p1 = end - p0 < kMapRun ? end : p0 + kMapRun;
+    for_channel_blocks<T>(C, [&](auto blk, int64_t c0) { f(blk, c0, p0, p1); });
+  }
+}
+
 template <typename T>
 void scale_shift(const T* x, T* y, int64_t C, int64_t begin, int64_t end, const T* scale,
                  const T* offset) {
-  for (int64_t p = begin; p < end; ++p)
-    for (int64_t c = 0; c < C; ++c) y[p * C + c] = x[p * C + c] * scale[c] + offset[c];
+  for_runs_of_pixels<T>(C, begin, end, [&](auto blk, int64_t c0, int64_t p0, int64_t p1) {
+    DATANAS_BLOCK_TYPES(blk);
+    E s[K], o[K];
+    for (int v = 0; v < K; ++v) s[v] = load<E>(scale + c0 + v * L);
+    for (int v = 0; v < K; ++v) o[v] = load<E>(offset + c0 + v * L);
+    for (int64_t p = p0; p < p1; ++p)
+      for (int v = 0; v < K; ++v) {
+        const int64_t at = p * C + c0 + v * L;
+        store(y + at, load<E>(x + at) * s[v] + o[v]);
+      }
+  });
 }
 
 template <typename T>
@@ -120,9 +144,18 @@ void grad_moments(const T* x, const T* gy, int64_t C, int64_t begin, int64_t end
 template <typename T>
 void normalize_backward(const T* x, const T* gy, T* gx, int64_t C, int64_t begin, int64_t end,
                         const T* a, const T* b, const T* c0) {
-  for (int64_t p = begin; p < end; ++p)
-    for (int64_t c = 0; c < C; ++c)
-      gx[p * C + c] = a[c] * gy[p * C + c] + b[c] * x[p * C + c] + c0[c];
+  for_runs_of_pixels<T>(C, begin, end, [&](auto blk, int64_t ch, int64_t p0, int64_t p1) {
+    DATANAS_BLOCK_TYPES(blk);
+    E av[K], bv[K], cv[K];
+    for (int v = 0; v < K; ++v) av[v] = load<E>(a + ch + v * L);
+    for (int v = 0; v < K; ++v) bv[v] = load<E>(b + ch + v * L);
+    for (int v = 0; v < K; ++v) cv[v] = load<E>(c0 + ch + v * L);
+    for (int64_t p = p0; p < p1; ++p)
+      for (int v = 0; v < K; ++v) {
+        const int64_t at = p * C + ch + v * L;
+        store(gx + at, av[v] * load<E>(gy + at) + bv[v] * load<E>(x + at) + cv[v]);
+      }
+  });
 }
 
 }  // namespace

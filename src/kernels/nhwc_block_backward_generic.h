@@ -59,8 +59,7 @@ void dw_pw_backward(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const Con
               /*relu_x=*/false, static_cast<const T*>(nullptr));
   if (s.gw_dw) tap_weight_grads(P, gu, gu_pitch, s.gw_dw, C, g);
   if (!in_place) pad_for_rows(gu, G, C, g, /*relu=*/false);
-  gather_input_grads(G, s.dw, s.gx, C, g, flipped,
-                     [&](int64_t h, T* gx_row) { keep_where_plane_positive(P, gx_row, C, g, h); });
+  gather_input_grads_where_positive(G, s.dw, s.gx, C, g, flipped, P);
 }
 
 }  // namespace

@@ -148,7 +148,8 @@ __attribute__((always_inline)) inline void slide_tap_grads(const T* x, int64_t r
     for (int r = 0; r < ROWS; ++r) {
 #pragma GCC unroll 32
       for (int t = 0; t < kInputs; ++t) {
-        const E xv = load<E>(x + r * row_step + (ow + t) * step);
+        E xv = load<E>(x + r * row_step + (ow + t) * step);
+        hold_in_register(xv);
 #pragma GCC unroll 8
         for (int j = 0; j < KS; ++j) {
           const int q = t - j * D;
@@ -253,15 +254,22 @@ void tap_weight_grads(const T* P, const T* gy, int64_t gy_pitch, T* gw, int64_t 
   }
 }
 
+// The taps of w (k*k*C) in reverse order: the gather form's input gradient is the convolution
+// of the padded output gradient with them.
+template <typename T>
+void flip_taps(const T* w, T* flipped, int64_t C, const ConvGeometry& g) {
+  const int64_t taps = g.kernel * g.kernel;
+  for (int64_t t = 0; t < taps; ++t)
+    for (int64_t c = 0; c < C; ++c) flipped[(taps - 1 - t) * C + c] = w[t * C + c];
+}
+
 // The gather form's input gradient from the padded output gradient G (made by pad_for_rows, or
 // in the same layout): the convolution of G with the taps flipped (into `flipped`, k*k*C), each
 // row then given to keep(h, gx_row), which applies the ReLU's mask.
 template <typename T, typename Keep>
 void gather_input_grads(const T* G, const T* w, T* gx, int64_t C, const ConvGeometry& g, T* flipped,
                         const Keep& keep) {
-  const int64_t taps = g.kernel * g.kernel;
-  for (int64_t t = 0; t < taps; ++t)
-    for (int64_t c = 0; c < C; ++c) flipped[(taps - 1 - t) * C + c] = w[t * C + c];
+  flip_taps(w, flipped, C, g);
   for (int64_t h = 0; h < g.height; ++h) {
     T* gx_row = gx + h * g.width * C;
     conv_row_of(G, flipped, gx_row, C, g, h);
@@ -269,28 +277,30 @@ void gather_input_grads(const T* G, const T* w, T* gx, int64_t C, const ConvGeom
   }
 }
 
-// gx_row (input row h, NHWC) kept where the padded plane P that pad_for_rows made with the ReLU
-// is above zero, i.e. where the ReLU passed its input: the mask of a ReLU that follows a map of x
-// (P then holds relu(x * scale + offset) exactly as the forward computed it).
+// gx_row (input row h, NHWC) kept where the padded NHWC plane P that pad_for_rows made with the
+// ReLU is above zero, i.e. where the ReLU passed its input: the mask of a ReLU that follows a map
+// of x (P then holds relu(x * scale + offset) exactly as the forward computed it).
 template <typename T>
 void keep_where_plane_positive(const T* P, T* gx_row, int64_t C, const ConvGeometry& g, int64_t h) {
-  const PaddedPlane pp = padded(g);
+  const T* p = P + ((h + g.padding) * padded(g).width + g.padding) * C;
   const T zero(0);
+  for (int64_t e = 0; e < g.width * C; ++e) gx_row[e] = p[e] > zero ? gx_row[e] : zero;
+}
+
+// gather_input_grads with keep_where_plane_positive(P): on the channel-blocked planes the mask is
+// applied as the conv stores each output (conv_outputs_blocked).
+template <typename T>
+void gather_input_grads_where_positive(const T* G, const T* w, T* gx, int64_t C,
+                                       const ConvGeometry& g, T* flipped, const T* P) {
   if (!blocks_channels<T>(C, g)) {
-    const T* p = P + ((h + g.padding) * pp.width + g.padding) * C;
-    for (int64_t e = 0; e < g.width * C; ++e) gx_row[e] = p[e] > zero ? gx_row[e] : zero;
+    gather_input_grads(G, w, gx, C, g, flipped, [&](int64_t h, T* gx_row) {
+      keep_where_plane_positive(P, gx_row, C, g, h);
+    });
     return;
   }
-  using V = typename Simd<T>::Vec;
-  constexpr int L = Simd<T>::lanes;
-  const V vzero{};
-  for (int64_t b = 0; b < C / L; ++b) {
-    const T* p = P + b * pp.height * pp.width * L + ((h + g.padding) * pp.width + g.padding) * L;
-    for (int64_t w = 0; w < g.width; ++w) {
-      T* at = gx_row + w * C + b * L;
-      store(at, load<V>(p + w * L) > vzero ? load<V>(at) : vzero);
-    }
-  }
+  flip_taps(w, flipped, C, g);
+  for (int64_t h = 0; h < g.height; ++h)
+    conv_row_blocked(G, flipped, gx + h * g.width * C, C, g, h, P);
 }
 
 template <typename T>

@@ -114,7 +114,8 @@ __attribute__((always_inline)) inline void slide_taps(const T* x, int64_t row_st
     for (int j = 0; j < KS; ++j) wv[j] = load<E>(w + (i * KS + j) * C);
 #pragma GCC unroll 32
     for (int t = 0; t < kInputs; ++t) {
-      const E xv = load<E>(row + t * step);
+      E xv = load<E>(row + t * step);
+      hold_in_register(xv);
 #pragma GCC unroll 8
       for (int j = 0; j < KS; ++j) {
         const int q = t - j * D;
@@ -215,46 +216,57 @@ void pad_sample_blocked(const T* x, T* out, int64_t C, const ConvGeometry& g, bo
 }
 
 // conv_outputs_sliding on the channel-blocked plane Pb: the same multiply-adds in the same order.
+// With `mask` (a plane laid out as Pb, of the input's size and padding: the gather form of the
+// backward), an output is stored where the mask's value at its own pixel is above zero, else 0:
+// the ReLU's mask applied as the outputs leave registers instead of in a pass over the row.
 template <typename T, int KS, int D, int PB>
 inline void conv_outputs_blocked(const T* Pb, const T* w, T* y_row, int64_t C,
-                                 const ConvGeometry& g, int64_t oh, int64_t ow) {
+                                 const ConvGeometry& g, int64_t oh, int64_t ow, const T* mask) {
   using V = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::lanes;
   const int64_t pitch = padded(g).width * L, plane = padded(g).height * pitch;
+  const V zero{};
   for (int64_t b = 0; b < C / L; ++b) {
     V acc[PB];
     slide_taps<V, T, KS, D, PB>(Pb + b * plane + oh * pitch + ow * L, D * pitch, L, w + b * L, C,
                                 acc);
-    for (int q = 0; q < PB; ++q) store(y_row + (ow + q) * C + b * L, acc[q]);
+    if (mask) {
+      const T* m = mask + b * plane + (oh + g.padding) * pitch + (ow + g.padding) * L;
+      for (int q = 0; q < PB; ++q)
+        store(y_row + (ow + q) * C + b * L, load<V>(m + q * L) > zero ? acc[q] : zero);
+    } else {
+      for (int q = 0; q < PB; ++q) store(y_row + (ow + q) * C + b * L, acc[q]);
+    }
   }
 }
 
 template <typename T, int KS, int D>
 inline void conv_row_blocked_taps(const T* Pb, const T* w, T* y_row, int64_t C,
-                                  const ConvGeometry& g, int64_t oh) {
+                                  const ConvGeometry& g, int64_t oh, const T* mask) {
   int64_t ow = 0;
   // 16 accumulator chains where AVX-512's 32 registers hold them: 8 only just cover the FMA
   // latency of the two units.
   if constexpr (kVectorBytes == 64)
     for (; ow + 16 <= g.out_width; ow += 16)
-      conv_outputs_blocked<T, KS, D, 16>(Pb, w, y_row, C, g, oh, ow);
+      conv_outputs_blocked<T, KS, D, 16>(Pb, w, y_row, C, g, oh, ow, mask);
   for (; ow + 8 <= g.out_width; ow += 8)
-    conv_outputs_blocked<T, KS, D, 8>(Pb, w, y_row, C, g, oh, ow);
+    conv_outputs_blocked<T, KS, D, 8>(Pb, w, y_row, C, g, oh, ow, mask);
   for (; ow + 4 <= g.out_width; ow += 4)
-    conv_outputs_blocked<T, KS, D, 4>(Pb, w, y_row, C, g, oh, ow);
-  for (; ow < g.out_width; ++ow) conv_outputs_blocked<T, KS, D, 1>(Pb, w, y_row, C, g, oh, ow);
+    conv_outputs_blocked<T, KS, D, 4>(Pb, w, y_row, C, g, oh, ow, mask);
+  for (; ow < g.out_width; ++ow)
+    conv_outputs_blocked<T, KS, D, 1>(Pb, w, y_row, C, g, oh, ow, mask);
 }
 
-// Output row oh (NHWC) from the channel-blocked padded sample Pb.
+// Output row oh (NHWC) from the channel-blocked padded sample Pb; `mask` as conv_outputs_blocked.
 template <typename T>
 inline void conv_row_blocked(const T* Pb, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
-                             int64_t oh) {
+                             int64_t oh, const T* mask = nullptr) {
   if (g.kernel == 3) {
-    if (g.dilation == 1) return conv_row_blocked_taps<T, 3, 1>(Pb, w, y_row, C, g, oh);
-    return conv_row_blocked_taps<T, 3, 2>(Pb, w, y_row, C, g, oh);
+    if (g.dilation == 1) return conv_row_blocked_taps<T, 3, 1>(Pb, w, y_row, C, g, oh, mask);
+    return conv_row_blocked_taps<T, 3, 2>(Pb, w, y_row, C, g, oh, mask);
   }
-  if (g.dilation == 1) return conv_row_blocked_taps<T, 5, 1>(Pb, w, y_row, C, g, oh);
-  conv_row_blocked_taps<T, 5, 2>(Pb, w, y_row, C, g, oh);
+  if (g.dilation == 1) return conv_row_blocked_taps<T, 5, 1>(Pb, w, y_row, C, g, oh, mask);
+  conv_row_blocked_taps<T, 5, 2>(Pb, w, y_row, C, g, oh, mask);
 }
 
 // The padded sample of x in whichever layout conv_row_of reads for (C, g).

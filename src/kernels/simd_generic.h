@@ -116,6 +116,16 @@ inline void prefetch_lines(const T* p, int64_t count) {
 // How many rows ahead of its use the per-sample kernels ask for a row of their input.
 constexpr int64_t kPrefetchRows = 2;
 
+// Keeps v in a register from here on. GCC otherwise folds the load that made v into every
+// FMA that reads it, as a memory operand: a value read by several FMAs is then loaded once per
+// FMA, and kernels that reuse each input (the depthwise rows) become bound by loads.
+template <typename E>
+inline void hold_in_register(E& v) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  asm("" : "+v"(v));
+#endif
+}
+
 // Zeroes n accumulators one by one: `E a[n] = {}` makes GCC clear a stack copy with rep stos.
 template <typename E>
 inline void clear(E* a, int n) {
