@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -137,8 +138,8 @@ TEST(TaskPool, NestedRegionsRunInsideTheirPiece) {
 TEST(TaskPool, ConcurrentCallersEachGetTheirRange) {
   ThreadCount count(2);
   constexpr int kCallers = 4, kRounds = 50;
-  std::vector<Coverage*> coverage;
-  for (int t = 0; t < kCallers; ++t) coverage.push_back(new Coverage(kRounds * 100));
+  std::vector<std::unique_ptr<Coverage>> coverage;
+  for (int t = 0; t < kCallers; ++t) coverage.push_back(std::make_unique<Coverage>(kRounds * 100));
   std::vector<std::thread> callers;
   for (int t = 0; t < kCallers; ++t)
     callers.emplace_back([&, t] {
@@ -149,10 +150,8 @@ TEST(TaskPool, ConcurrentCallersEachGetTheirRange) {
       }
     });
   for (std::thread& t : callers) t.join();
-  for (Coverage* c : coverage) {
+  for (const auto& c : coverage)
     for (auto& h : c->hits) EXPECT_EQ(h.load(), 1);
-    delete c;
-  }
 }
 
 // A forked child has none of the pool's threads; its regions must not wait for them.
