@@ -104,7 +104,7 @@ void moments(const T* x, int64_t C, int64_t begin, int64_t end, const T* shift, 
 // The per-pixel maps below hold their per-channel vectors in registers for a run of
 // kMapRun pixels (one channel block after another within the run, which stays in L1): the plain
 // loop over C reloaded them for every pixel and, at 16 channels, re-checked its pointers for
-// overlap every pixel (a third of a sep conv block's backward pass went there).
+// overlap every pixel.
 constexpr int64_t kMapRun = 64;
 
 // f(blk, c0, p0, p1) for every channel block of C and run [p0, p1) of [begin, end).
