@@ -227,6 +227,11 @@ struct PixelGrid {
   int64_t rows, cols, x_row, x_pixel, gy_row, gy_pixel;
 };
 
+template <bool B>
+struct WholeRows {
+  static constexpr bool value = B;
+};
+
 // gw[o, i] += sum over the grid's pixels of gy[o] a(x[i]), kRows output rows of gw at a time,
 // each row's block of inputs accumulated in registers over all the pixels. AVX-512's 32
 // registers take 16 rows: at 16 inputs (one vector) 4 rows were 4 chains of dependent FMAs, half
@@ -240,7 +245,10 @@ void grid_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
   constexpr int kRows = kVectorBytes == 64 ? 16 : kVectorBytes == 32 && RELU ? 6 : 4;
   for (int64_t o = 0; o < outputs; o += kRows) {
     const int rows = outputs - o < kRows ? static_cast<int>(outputs - o) : kRows;
-    for_channel_blocks<T>(inputs, [&](auto blk, int64_t i0) {
+    // A block of kRows whole rows reads gy without the bounds test: GCC made the test a compare
+    // and branch beside every FMA, and the branches took issue slots from the FMA units.
+    const auto row_block = [&](auto whole, auto blk, int64_t i0) {
+      constexpr bool kWhole = decltype(whole)::value;
       DATANAS_BLOCK_TYPES(blk);
       E acc[kRows][K];
       clear(&acc[0][0], kRows * K);
@@ -254,7 +262,7 @@ void grid_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
             if (RELU) xv[v] = relu_of(xv[v]);
           }
           for (int r = 0; r < kRows; ++r) {
-            const E g = splat<E>(r < rows ? gp[r] : T(0));
+            const E g = splat<E>(kWhole || r < rows ? gp[r] : T(0));
             for (int v = 0; v < K; ++v) acc[r][v] += g * xv[v];
           }
         }
@@ -262,6 +270,13 @@ void grid_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
       for (int r = 0; r < rows; ++r) {
         T* gp = gw + (o + r) * inputs + i0;
         for (int v = 0; v < K; ++v) store(gp + v * L, load<E>(gp + v * L) + acc[r][v]);
+      }
+    };
+    for_channel_blocks<T>(inputs, [&](auto blk, int64_t i0) {
+      if (rows == kRows) {
+        row_block(WholeRows<true>{}, blk, i0);
+      } else {
+        row_block(WholeRows<false>{}, blk, i0);
       }
     });
   }
