@@ -6,8 +6,10 @@
 
 #include <vector>
 
+#include "kernels/batch_norm_passes.h"
 #include "kernels/dw_pw_block.h"
 #include "kernels/fused_batch_norm.h"
+#include "kernels/grad_sums_link.h"
 #include "kernels/layout.h"
 #include "kernels/pointwise_conv_bn.h"
 #include "util/error.h"
@@ -24,6 +26,7 @@ struct FusedInputs {
   BatchNormArgs bn;
   OutputWeight weight;
   at::Tensor input_map;  // (2, C): x's map, or empty
+  BlockSumsLinks links;
 };
 
 // The forward: z (the block before its batch norm) is kept for the backward. Weighted, the
@@ -36,13 +39,31 @@ variable_list forward_fused(AutogradContext* ctx, const FusedInputs& in) {
   BatchMoments moments;
   variable_list out = batch_norm_outputs(ctx, block.z, block.mean, block.var, in.bn, in.weight,
                                          /*keep_z=*/true, &moments);
+  if (present(in.links.from)) set_link_mean(in.links.from, moments.mean);
   ctx->save_for_backward({in.x, in.dw_weight, in.pw_weight, in.bn.weight, block.z, moments.mean,
                           moments.invstd, in.bn.bias, in.weight.row, in.input_map});
   ctx->saved_data["index"] = in.weight.index;
   ctx->saved_data["stride"] = in.conv.stride;
   ctx->saved_data["padding"] = in.conv.padding;
   ctx->saved_data["dilation"] = in.conv.dilation;
+  ctx->saved_data["sums_from"] = in.links.from;
+  ctx->saved_data["sums_to"] = in.links.to;
   return out;
+}
+
+// The map of z's gradient: from the sums the block after left in the link where it made this
+// very gradient, else from a pass over z and gy.
+NormalizeBackwardMap backward_map(AutogradContext* ctx, const at::Tensor& z, const at::Tensor& grad,
+                                  const at::Tensor& gy, const BatchMoments& moments,
+                                  const at::Tensor& bn_weight, const at::Tensor& bn_bias,
+                                  const OutputWeight& weight, double* w_grad) {
+  const at::Tensor link = ctx->saved_data["sums_from"].toTensor();
+  if (present(link))
+    if (const c10::optional<GradSums> sums = take_grad_sums(link, grad))
+      return output_backward_map(sums->g, sums->g_centered,
+                                 static_cast<double>(z.numel() / z.size(1)), moments, bn_weight,
+                                 bn_bias, weight, w_grad);
+  return output_backward_map(z, gy, moments, bn_weight, bn_bias, weight, w_grad);
 }
 
 template <typename T>
@@ -63,7 +84,7 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   const at::Tensor gy = grad.contiguous(at::MemoryFormat::ChannelsLast);
   double w_grad = 0.0;
   const NormalizeBackwardMap map =
-      output_backward_map(z, gy, {mean, invstd}, bn_weight, bn_bias, weight, &w_grad);
+      backward_map(ctx, z, grad, gy, {mean, invstd}, bn_weight, bn_bias, weight, &w_grad);
   const std::vector<T> a = values_of<T>(map.a), b = values_of<T>(map.b), c0 = values_of<T>(map.c0);
   const std::vector<T> in_scale =
       present(input_map) ? values_of<T>(input_map[0]) : std::vector<T>();
@@ -92,6 +113,12 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   at_zero.gw_pw = want_pw ? gw_pw.data_ptr<T>() : nullptr;
   at_zero.in_scale = in_scale.empty() ? nullptr : in_scale.data();
   at_zero.in_offset = in_offset.empty() ? nullptr : in_offset.data();
+  // The sums of the block before (grad_sums_link.h), per sample: sample order on any threads.
+  const at::Tensor sums_to = ctx->saved_data["sums_to"].toTensor();
+  const std::vector<double> link_shift =
+      present(sums_to) && want_x ? link_mean(sums_to) : std::vector<double>();
+  const std::vector<T> shift(link_shift.begin(), link_shift.end());
+  std::vector<double> sums(shift.empty() ? 0 : 2 * N * C, 0.0);
   const int64_t scratch = nhwc_block_backward_scratch_elements(g, C, outputs);
   for_each_sample<T>(N, scratch, [&](int64_t n, T* scratch_memory) {
     DwPwGrads<T> sample = at_zero;
@@ -101,8 +128,17 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
     if (sample.gx) sample.gx += n * in_size;
     if (sample.gw_dw) sample.gw_dw += n * taps * C;
     if (sample.gw_pw) sample.gw_pw += n * outputs * C;
+    if (!shift.empty()) {
+      sample.x_mean = shift.data();
+      sample.sum_gx = &sums[2 * n * C];
+      sample.sum_gx_xc = &sums[(2 * n + 1) * C];
+    }
     k.dw_pw_backward(sample, C, outputs, g, scratch_memory);
   });
+  if (!shift.empty()) {
+    const ChannelSums in_sums = reduce_chunks(sums, N, C);
+    publish_grad_sums(sums_to, {in_sums.first, in_sums.second}, gx);
+  }
   return {want_x ? gx : at::Tensor(),
           want_dw ? gw_dw.sum(0).view({taps, C}).t().reshape(dw_weight.sizes()) : at::Tensor(),
           want_pw ? gw_pw.sum(0).view(pw_weight.sizes()) : at::Tensor(),
@@ -115,12 +151,15 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
           at::Tensor(),
           output_weight_grad(weight, ctx->needs_input_grad(7), w_grad),  // row: tensor input 7
           at::Tensor(),
+          at::Tensor(),
+          at::Tensor(),
           at::Tensor()};
 }
 
 FusedInputs checked(const at::Tensor& x, const at::Tensor& dw_weight, const at::Tensor& pw_weight,
                     const DepthwiseConvOptions& conv, const BatchNormArgs& bn,
-                    const OutputWeight& weight, const at::Tensor& input_map) {
+                    const OutputWeight& weight, const at::Tensor& input_map,
+                    const BlockSumsLinks& links) {
   const std::string what = "depthwise + pointwise conv + batch norm";
   if (!nhwc_float_cpu(x)) throw Error(what + ": expected a channels-last float/double CPU input");
   const ConvGeometry g = depthwise_geometry(x, dw_weight, conv.stride, conv.padding, conv.dilation);
@@ -143,7 +182,8 @@ FusedInputs checked(const at::Tensor& x, const at::Tensor& dw_weight, const at::
           conv,
           bn,
           weight,
-          present(input_map) ? input_map.contiguous() : input_map};
+          present(input_map) ? input_map.contiguous() : input_map,
+          links};
 }
 
 struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
@@ -154,10 +194,12 @@ struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
                                std::vector<int64_t> conv, const at::Tensor& bn_weight,
                                const at::Tensor& bn_bias, const at::Tensor& running_mean,
                                const at::Tensor& running_var, double momentum, double eps,
-                               const at::Tensor& row, int64_t index, const at::Tensor& input_map) {
+                               const at::Tensor& row, int64_t index, const at::Tensor& input_map,
+                               const at::Tensor& sums_from, const at::Tensor& sums_to) {
     const FusedInputs in = checked(
         x, dw_weight, pw_weight, {conv[0], conv[1], conv[2], /*relu_input=*/true},
-        {bn_weight, bn_bias, running_mean, running_var, momentum, eps}, {row, index}, input_map);
+        {bn_weight, bn_bias, running_mean, running_var, momentum, eps}, {row, index}, input_map,
+        {present(sums_from) ? sums_from : at::Tensor(), present(sums_to) ? sums_to : at::Tensor()});
     ctx->saved_data["has_bias"] = present(bn_bias);
     return forward_fused(ctx, in);
   }
@@ -171,13 +213,13 @@ struct DwPwBNFunction : public torch::autograd::Function<DwPwBNFunction> {
 variable_list apply_fused(const at::Tensor& x, const at::Tensor& dw_weight,
                           const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
                           const BatchNormArgs& bn, const OutputWeight& weight,
-                          const at::Tensor& input_map = {}) {
+                          const at::Tensor& input_map = {}, const BlockSumsLinks& links = {}) {
   return DwPwBNFunction::apply(
       x, dw_weight, pw_weight,
       std::vector<int64_t>{options.stride, options.padding, options.dilation},
       or_empty(bn.weight, x), or_empty(bn.bias, x), or_empty(bn.running_mean, x),
       or_empty(bn.running_var, x), bn.momentum, bn.eps, or_empty(weight.row, x), weight.index,
-      or_empty(input_map, x));
+      or_empty(input_map, x), or_empty(links.from, x), or_empty(links.to, x));
 }
 
 // Whether the fused function takes x (else the separate native ops).
@@ -212,19 +254,17 @@ at::Tensor dw_pw_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
   return apply_fused(x, dw_weight, pw_weight, options, training_args(bn), {})[0];
 }
 
-kernels::WeightedOutput dw_pw_batch_norm_weighted(torch::nn::BatchNorm2dImpl& bn,
-                                                  const at::Tensor& x, const at::Tensor& dw_weight,
-                                                  const at::Tensor& pw_weight,
-                                                  const DepthwiseConvOptions& options,
-                                                  const kernels::OutputWeight& weight,
-                                                  const at::Tensor& input_map) {
+kernels::WeightedOutput dw_pw_batch_norm_weighted(
+    torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x, const at::Tensor& dw_weight,
+    const at::Tensor& pw_weight, const DepthwiseConvOptions& options,
+    const kernels::OutputWeight& weight, const at::Tensor& input_map, const BlockSumsLinks& links) {
   if (!fuses(bn, x, options)) {
     if (input_map.defined())
       throw Error("depthwise + pointwise conv + batch norm: an input map needs the fused function");
     return {dw_pw_batch_norm(bn, x, dw_weight, pw_weight, options), {}};
   }
   const variable_list out =
-      apply_fused(x, dw_weight, pw_weight, options, training_args(bn), weight, input_map);
+      apply_fused(x, dw_weight, pw_weight, options, training_args(bn), weight, input_map, links);
   return {out[0], out.size() > 1 ? out[1] : at::Tensor()};
 }
 

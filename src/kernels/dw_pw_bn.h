@@ -21,19 +21,27 @@ at::Tensor dw_pw_batch_norm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                             const at::Tensor& dw_weight, const at::Tensor& pw_weight,
                             const DepthwiseConvOptions& options);
 
+// The links (kernels/grad_sums_link.h) of a sep conv's two fused blocks, undefined where none:
+// `from` on the first block, whose backward takes its batch norm's gradient sums there, and `to`
+// on the second, whose backward leaves them there as it makes its input's gradient.
+struct BlockSumsLinks {
+  at::Tensor from, to;
+};
+
 // The block weighed in a supernet node's sum (kernels/fused_batch_norm.h): {z, map} where the
 // fused function takes x, else {dw_pw_batch_norm(...), undefined}; with an absent weight row,
 // {the output, undefined}. input_map (undefined: none) is the map of the block before, whose
 // batch norm is left to this one (a sep conv's first block, weighed by unit_output_weight): the
 // block then runs on x * input_map[0] + input_map[1], applied while it pads x, and x's gradient
-// is that of the mapped value; it needs the fused function and a stride-1 conv that keeps the
-// size (else an Error).
+// is that of the mapped value; links as above; it needs the fused function and a stride-1 conv that
+// keeps the size (else an Error).
 kernels::WeightedOutput dw_pw_batch_norm_weighted(torch::nn::BatchNorm2dImpl& bn,
                                                   const at::Tensor& x, const at::Tensor& dw_weight,
                                                   const at::Tensor& pw_weight,
                                                   const DepthwiseConvOptions& options,
                                                   const kernels::OutputWeight& weight,
-                                                  const at::Tensor& input_map = {});
+                                                  const at::Tensor& input_map = {},
+                                                  const BlockSumsLinks& links = {});
 
 // The fused function itself. bn_weight, bn_bias and the running statistics may be undefined
 // (affine = false, no running statistics), which are updated as at::batch_norm does.

@@ -78,11 +78,12 @@ std::vector<at::Tensor> batch_norm_outputs(torch::autograd::AutogradContext* ctx
   return {z, map};
 }
 
-NormalizeBackwardMap output_backward_map(const at::Tensor& z, const at::Tensor& gy,
-                                         const BatchMoments& moments, const at::Tensor& bn_weight,
-                                         const at::Tensor& bn_bias, const OutputWeight& weight,
-                                         double* w_grad) {
-  NormalizeBackwardMap map = batch_norm_backward_map(z, gy, moments, bn_weight);
+namespace {
+
+// bn's map of the output's gradient, made the map of a weighted output's (weight.row present).
+NormalizeBackwardMap weighted_backward_map(NormalizeBackwardMap map, const at::Tensor& bn_weight,
+                                           const at::Tensor& bn_bias, const OutputWeight& weight,
+                                           double* w_grad) {
   if (!present(weight.row)) return map;
   // The value is w (gamma zhat + beta): its w gradient is sum_c gamma_c <g, zhat>_c + beta_c
   // <g, 1>_c, the bn map's own weight and bias gradients.
@@ -99,6 +100,27 @@ NormalizeBackwardMap output_backward_map(const at::Tensor& z, const at::Tensor& 
   for (auto* v : {&map.a, &map.b, &map.c0, &map.grad_weight, &map.grad_bias})
     for (double& x : *v) x *= w;
   return map;
+}
+
+}  // namespace
+
+NormalizeBackwardMap output_backward_map(const at::Tensor& z, const at::Tensor& gy,
+                                         const BatchMoments& moments, const at::Tensor& bn_weight,
+                                         const at::Tensor& bn_bias, const OutputWeight& weight,
+                                         double* w_grad) {
+  return weighted_backward_map(batch_norm_backward_map(z, gy, moments, bn_weight), bn_weight,
+                               bn_bias, weight, w_grad);
+}
+
+NormalizeBackwardMap output_backward_map(const std::vector<double>& sum_g,
+                                         const std::vector<double>& sum_g_centered, double count,
+                                         const BatchMoments& moments, const at::Tensor& bn_weight,
+                                         const at::Tensor& bn_bias, const OutputWeight& weight,
+                                         double* w_grad) {
+  return weighted_backward_map(
+      normalize_backward_map(sum_g, sum_g_centered, bn_weight, moments.mean.data_ptr<double>(),
+                             moments.invstd.data_ptr<double>(), count),
+      bn_weight, bn_bias, weight, w_grad);
 }
 
 at::Tensor output_weight_grad(const OutputWeight& weight, bool wanted, double w_grad) {

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <vector>
 
 #include "kernels/batch_norm_math.h"
 
@@ -81,6 +82,13 @@ std::vector<at::Tensor> batch_norm_outputs(torch::autograd::AutogradContext* ctx
 // value w * bn(z) (weight.row present, w = row[index]): then bn's map of gy scaled by w (it is
 // linear in gy), bn's weight and bias gradients alike, and *w_grad = d loss / d w.
 NormalizeBackwardMap output_backward_map(const at::Tensor& z, const at::Tensor& gy,
+                                         const BatchMoments& moments, const at::Tensor& bn_weight,
+                                         const at::Tensor& bn_bias, const OutputWeight& weight,
+                                         double* w_grad);
+// The same from the sums over gy that it takes (sum gy and sum gy (z - mean) per channel) and
+// the count of values per channel.
+NormalizeBackwardMap output_backward_map(const std::vector<double>& sum_g,
+                                         const std::vector<double>& sum_g_centered, double count,
                                          const BatchMoments& moments, const at::Tensor& bn_weight,
                                          const at::Tensor& bn_bias, const OutputWeight& weight,
                                          double* w_grad);

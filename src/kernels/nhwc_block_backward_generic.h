@@ -18,10 +18,10 @@ namespace kernels {
 namespace nhwc {
 namespace {
 
-// Scratch of dw_pw_backward: two padded planes, the flipped taps, the depthwise output u and
-// the batch norm's input gradient.
+// Scratch of dw_pw_backward: two padded planes, the flipped taps, the depthwise output u, the
+// batch norm's input gradient and a row's sums of gx.
 inline int64_t block_backward_scratch(const ConvGeometry& g, int64_t C, int64_t outputs) {
-  return conv_scratch(g, C) + g.out_height * g.out_width * (C + outputs);
+  return conv_scratch(g, C) + g.out_height * g.out_width * (C + outputs) + 2 * C;
 }
 
 template <typename T>
@@ -34,6 +34,7 @@ void dw_pw_backward(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const Con
   T* flipped = G + plane;
   T* u = flipped + g.kernel * g.kernel * C;
   T* gz = u + pixels * C;
+  const InputGradSums<T> gx_sums{s.x, s.x_mean, s.sum_gx, s.sum_gx_xc, gz + pixels * outputs};
   normalize_backward(s.z, s.gy, gz, outputs, 0, pixels, s.a, s.b, s.c0);
   pad_for_rows(s.x, P, C, g, /*relu=*/true, s.in_scale, s.in_offset);
   if (s.gw_pw) {
@@ -45,6 +46,8 @@ void dw_pw_backward(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const Con
   if (!gathers(g)) {
     pointwise(gz, s.pw, u, outputs, C, 0, pixels, /*relu_x=*/false, static_cast<const T*>(nullptr));
     conv_backward_scatter(s.x, s.dw, u, s.gx, s.gw_dw, C, g, /*relu=*/true, scratch);
+    if (s.x_mean)
+      grad_moments(s.x, s.gx, C, 0, g.height * g.width, s.x_mean, s.sum_gx, s.sum_gx_xc);
     return;
   }
   // The gather form: u's gradient (u has the input's size) goes into G, laid out as P. Where
@@ -59,7 +62,7 @@ void dw_pw_backward(const DwPwGrads<T>& s, int64_t C, int64_t outputs, const Con
               /*relu_x=*/false, static_cast<const T*>(nullptr));
   if (s.gw_dw) tap_weight_grads(P, gu, gu_pitch, s.gw_dw, C, g);
   if (!in_place) pad_for_rows(gu, G, C, g, /*relu=*/false);
-  gather_input_grads_where_positive(G, s.dw, s.gx, C, g, flipped, P);
+  gather_input_grads_where_positive(G, s.dw, s.gx, C, g, flipped, P, s.x_mean ? &gx_sums : nullptr);
 }
 
 }  // namespace

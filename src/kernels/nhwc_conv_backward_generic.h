@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/nhwc_batch_norm_generic.h"
 #include "kernels/nhwc_conv_generic.h"
 #include "kernels/nhwc_kernels.h"
 #include "kernels/simd_generic.h"
@@ -287,20 +288,46 @@ void keep_where_plane_positive(const T* P, T* gx_row, int64_t C, const ConvGeome
   for (int64_t e = 0; e < g.width * C; ++e) gx_row[e] = p[e] > zero ? gx_row[e] : zero;
 }
 
+// Per-channel sums over an input gradient gx as it is made, a row at a time: sum gx and
+// sum gx (x - mean) over the sample, x its input (NHWC), added to `sum` and `sum_xc`; `row` is
+// scratch of 2C for a row's partial sums.
+template <typename T>
+struct InputGradSums {
+  const T *x, *mean;
+  double *sum, *sum_xc;
+  T* row;
+};
+
 // gather_input_grads with keep_where_plane_positive(P): on the channel-blocked planes the mask is
-// applied as the conv stores each output (conv_outputs_blocked).
+// applied as the conv stores each output (conv_outputs_blocked). `sums` (null: none) takes gx's.
 template <typename T>
 void gather_input_grads_where_positive(const T* G, const T* w, T* gx, int64_t C,
-                                       const ConvGeometry& g, T* flipped, const T* P) {
+                                       const ConvGeometry& g, T* flipped, const T* P,
+                                       const InputGradSums<T>* sums) {
+  const int64_t row_size = g.width * C;
   if (!blocks_channels<T>(C, g)) {
     gather_input_grads(G, w, gx, C, g, flipped, [&](int64_t h, T* gx_row) {
       keep_where_plane_positive(P, gx_row, C, g, h);
+      if (sums)
+        add_row_grad_moments(sums->x + h * row_size, gx_row, g.width, C, sums->mean, sums->sum,
+                             sums->sum_xc);
     });
     return;
   }
   flip_taps(w, flipped, C, g);
-  for (int64_t h = 0; h < g.height; ++h)
-    conv_row_blocked(G, flipped, gx + h * g.width * C, C, g, h, P);
+  for (int64_t h = 0; h < g.height; ++h) {
+    if (!sums) {
+      conv_row_blocked(G, flipped, gx + h * row_size, C, g, h, P);
+      continue;
+    }
+    for (int64_t c = 0; c < 2 * C; ++c) sums->row[c] = T(0);
+    const StoredSums<T> row{sums->x + h * row_size, sums->mean, sums->row, sums->row + C};
+    conv_row_blocked(G, flipped, gx + h * row_size, C, g, h, P, &row);
+    for (int64_t c = 0; c < C; ++c) {
+      sums->sum[c] += static_cast<double>(sums->row[c]);
+      sums->sum_xc[c] += static_cast<double>(sums->row[C + c]);
+    }
+  }
 }
 
 template <typename T>

@@ -215,13 +215,37 @@ void pad_sample_blocked(const T* x, T* out, int64_t C, const ConvGeometry& g, bo
   }
 }
 
+// Per-channel sums of the outputs a masked conv stores, added as they leave registers: sum y and
+// sum y (x - mean), x the unpadded NHWC row (of the outputs' pixels) the mask was made from.
+template <typename T>
+struct StoredSums {
+  const T *x_row, *mean;
+  T *sum, *sum_xc;  // C each
+};
+
+// StoredSums of the n outputs y[q] (pixels ow + q, channels c0 ..) in two chains each.
+template <typename V, typename T>
+inline void add_stored_sums(const V* y, int n, const StoredSums<T>& sums, int64_t C, int64_t ow,
+                            int64_t c0) {
+  const V mean = load<V>(sums.mean + c0);
+  V s[2] = {load<V>(sums.sum + c0), V{}}, sx[2] = {load<V>(sums.sum_xc + c0), V{}};
+  for (int q = 0; q < n; ++q) {
+    s[q & 1] += y[q];
+    sx[q & 1] += y[q] * (load<V>(sums.x_row + (ow + q) * C + c0) - mean);
+  }
+  store(sums.sum + c0, s[0] + s[1]);
+  store(sums.sum_xc + c0, sx[0] + sx[1]);
+}
+
 // conv_outputs_sliding on the channel-blocked plane Pb: the same multiply-adds in the same order.
 // With `mask` (a plane laid out as Pb, of the input's size and padding: the gather form of the
 // backward), an output is stored where the mask's value at its own pixel is above zero, else 0:
 // the ReLU's mask applied as the outputs leave registers instead of in a pass over the row.
+// `sums` (null: none; with a mask only) takes the stored outputs' sums.
 template <typename T, int KS, int D, int PB>
 inline void conv_outputs_blocked(const T* Pb, const T* w, T* y_row, int64_t C,
-                                 const ConvGeometry& g, int64_t oh, int64_t ow, const T* mask) {
+                                 const ConvGeometry& g, int64_t oh, int64_t ow, const T* mask,
+                                 const StoredSums<T>* sums) {
   using V = typename Simd<T>::Vec;
   constexpr int L = Simd<T>::lanes;
   const int64_t pitch = padded(g).width * L, plane = padded(g).height * pitch;
@@ -232,8 +256,9 @@ inline void conv_outputs_blocked(const T* Pb, const T* w, T* y_row, int64_t C,
                                 acc);
     if (mask) {
       const T* m = mask + b * plane + (oh + g.padding) * pitch + (ow + g.padding) * L;
-      for (int q = 0; q < PB; ++q)
-        store(y_row + (ow + q) * C + b * L, load<V>(m + q * L) > zero ? acc[q] : zero);
+      for (int q = 0; q < PB; ++q) acc[q] = load<V>(m + q * L) > zero ? acc[q] : zero;
+      for (int q = 0; q < PB; ++q) store(y_row + (ow + q) * C + b * L, acc[q]);
+      if (sums) add_stored_sums<V>(acc, PB, *sums, C, ow, b * L);
     } else {
       for (int q = 0; q < PB; ++q) store(y_row + (ow + q) * C + b * L, acc[q]);
     }
@@ -242,31 +267,34 @@ inline void conv_outputs_blocked(const T* Pb, const T* w, T* y_row, int64_t C,
 
 template <typename T, int KS, int D>
 inline void conv_row_blocked_taps(const T* Pb, const T* w, T* y_row, int64_t C,
-                                  const ConvGeometry& g, int64_t oh, const T* mask) {
+                                  const ConvGeometry& g, int64_t oh, const T* mask,
+                                  const StoredSums<T>* sums) {
   int64_t ow = 0;
   // 16 accumulator chains where AVX-512's 32 registers hold them: 8 only just cover the FMA
   // latency of the two units.
   if constexpr (kVectorBytes == 64)
     for (; ow + 16 <= g.out_width; ow += 16)
-      conv_outputs_blocked<T, KS, D, 16>(Pb, w, y_row, C, g, oh, ow, mask);
+      conv_outputs_blocked<T, KS, D, 16>(Pb, w, y_row, C, g, oh, ow, mask, sums);
   for (; ow + 8 <= g.out_width; ow += 8)
-    conv_outputs_blocked<T, KS, D, 8>(Pb, w, y_row, C, g, oh, ow, mask);
+    conv_outputs_blocked<T, KS, D, 8>(Pb, w, y_row, C, g, oh, ow, mask, sums);
   for (; ow + 4 <= g.out_width; ow += 4)
-    conv_outputs_blocked<T, KS, D, 4>(Pb, w, y_row, C, g, oh, ow, mask);
+    conv_outputs_blocked<T, KS, D, 4>(Pb, w, y_row, C, g, oh, ow, mask, sums);
   for (; ow < g.out_width; ++ow)
-    conv_outputs_blocked<T, KS, D, 1>(Pb, w, y_row, C, g, oh, ow, mask);
+    conv_outputs_blocked<T, KS, D, 1>(Pb, w, y_row, C, g, oh, ow, mask, sums);
 }
 
-// Output row oh (NHWC) from the channel-blocked padded sample Pb; `mask` as conv_outputs_blocked.
+// Output row oh (NHWC) from the channel-blocked padded sample Pb; `mask` and `sums` as
+// conv_outputs_blocked.
 template <typename T>
 inline void conv_row_blocked(const T* Pb, const T* w, T* y_row, int64_t C, const ConvGeometry& g,
-                             int64_t oh, const T* mask = nullptr) {
+                             int64_t oh, const T* mask = nullptr,
+                             const StoredSums<T>* sums = nullptr) {
   if (g.kernel == 3) {
-    if (g.dilation == 1) return conv_row_blocked_taps<T, 3, 1>(Pb, w, y_row, C, g, oh, mask);
-    return conv_row_blocked_taps<T, 3, 2>(Pb, w, y_row, C, g, oh, mask);
+    if (g.dilation == 1) return conv_row_blocked_taps<T, 3, 1>(Pb, w, y_row, C, g, oh, mask, sums);
+    return conv_row_blocked_taps<T, 3, 2>(Pb, w, y_row, C, g, oh, mask, sums);
   }
-  if (g.dilation == 1) return conv_row_blocked_taps<T, 5, 1>(Pb, w, y_row, C, g, oh, mask);
-  conv_row_blocked_taps<T, 5, 2>(Pb, w, y_row, C, g, oh, mask);
+  if (g.dilation == 1) return conv_row_blocked_taps<T, 5, 1>(Pb, w, y_row, C, g, oh, mask, sums);
+  conv_row_blocked_taps<T, 5, 2>(Pb, w, y_row, C, g, oh, mask, sums);
 }
 
 // The padded sample of x in whichever layout conv_row_of reads for (C, g).

@@ -36,13 +36,17 @@ struct BlockSums {
 // overwritten; gw_dw (k*k, C) and gw_pw (outputs, C) are accumulated into. Each may be null (not
 // wanted), but gx not when gw_dw is wanted. in_scale / in_offset (null: none) are the forward's
 // map of x (a batch norm left to the block, dw_pw_forward's); gx is then the gradient of the
-// mapped x, and the conv must be a stride-1 "same" one (the gather form).
+// mapped x, and the conv must be a stride-1 "same" one (the gather form). Where x_mean is set (and
+// gx), sum gx and sum gx (x - x_mean) per channel are added to sum_gx and sum_gx_xc: the sums a
+// batch norm before the block wants (grad_sums_link.h), taken while gx is made.
 template <typename T>
 struct DwPwGrads {
   const T *x, *dw, *pw, *z, *gy;
   const T *a, *b, *c0;
   T *gx, *gw_dw, *gw_pw;
   const T *in_scale = nullptr, *in_offset = nullptr;
+  const T* x_mean = nullptr;
+  double *sum_gx = nullptr, *sum_gx_xc = nullptr;
 };
 
 // A pool followed by a training-mode batch norm: the pool's output gradient is

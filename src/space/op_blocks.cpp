@@ -7,6 +7,7 @@
 #include "kernels/dw_pw_block.h"
 #include "kernels/dw_pw_bn.h"
 #include "kernels/factorized_reduce.h"
+#include "kernels/grad_sums_link.h"
 #include "kernels/pointwise_conv_bn.h"
 #include "kernels/pool.h"
 #include "kernels/pool_bn.h"
@@ -117,12 +118,13 @@ double DilConvImpl::measure_pending(const at::Tensor& x, const ChannelAffine* in
 
 kernels::WeightedOutput DilConvImpl::forward_weighted(const at::Tensor& x,
                                                       const kernels::OutputWeight& weight,
-                                                      const at::Tensor& input_map) {
+                                                      const at::Tensor& input_map,
+                                                      const BlockSumsLinks& links) {
   if (!input_map.defined() && (!use_native_kernels(kernels_, x) || can_fuse(x)))
     return {forward(x), {}};
   return dw_pw_batch_norm_weighted(*bn_, x, depthwise_->weight, pointwise_->weight,
                                    {stride_, padding_, dilation_, /*relu_input=*/true}, weight,
-                                   input_map);
+                                   input_map, links);
 }
 
 SepConvImpl::SepConvImpl(int64_t c_in, int64_t c_out, int64_t kernel, int64_t stride,
@@ -154,9 +156,13 @@ kernels::WeightedOutput SepConvImpl::forward_weighted(const at::Tensor& x,
 kernels::WeightedOutput SepConvImpl::chained(const at::Tensor& x,
                                              const kernels::OutputWeight& weight) {
   // first.map is undefined where the first block could not leave its batch norm (first.z is
-  // then its output), and the second block runs on first.z as it is.
-  const kernels::WeightedOutput first = first_->forward_weighted(x, kernels::unit_output_weight(x));
-  return second_->forward_weighted(first.z, weight, first.map);
+  // then its output), and the second block runs on first.z as it is. Else the second block's
+  // backward takes the first's batch-norm gradient sums (kernels/grad_sums_link.h).
+  const at::Tensor link = kernels::make_grad_sums_link(x.size(1));
+  const kernels::WeightedOutput first =
+      first_->forward_weighted(x, kernels::unit_output_weight(x), {}, {link, {}});
+  return second_->forward_weighted(first.z, weight, first.map,
+                                   {{}, first.map.defined() ? link : at::Tensor()});
 }
 
 FactorizedReduceImpl::FactorizedReduceImpl(int64_t c_in, int64_t c_out, bool affine,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/batch_norm.h"
+#include "kernels/dw_pw_bn.h"
 #include "kernels/fused_batch_norm.h"
 #include "kernels/kernel_backend.h"
 #include "kernels/pointwise_conv_bn.h"
@@ -75,9 +76,10 @@ class DilConvImpl : public torch::nn::Module {
   // forward(x) as a term of a supernet node's sum weighed by `weight`: {z, map} where the fused
   // native function takes x (kernels/fused_batch_norm.h), else {forward(x), undefined}. With
   // input_map (the map of the block before, whose batch norm is left to this one), the block
-  // on x * input_map[0] + input_map[1] (kernels/dw_pw_bn.h).
+  // on x * input_map[0] + input_map[1]; `links` those of a sep conv's blocks (kernels/dw_pw_bn.h).
   kernels::WeightedOutput forward_weighted(const at::Tensor& x, const kernels::OutputWeight& weight,
-                                           const at::Tensor& input_map = {});
+                                           const at::Tensor& input_map = {},
+                                           const BlockSumsLinks& links = {});
 
  private:
   int64_t stride_, padding_, dilation_;
@@ -105,7 +107,8 @@ class SepConvImpl : public torch::nn::Module {
  private:
   // With autograd and the fused native function, the first block's batch norm is left to the
   // second block, which applies it while padding its input: the first block's output is never
-  // written, kept or read back. Else the blocks one after the other.
+  // written, kept or read back; and the second block's backward takes the first's batch-norm
+  // gradient sums (kernels/grad_sums_link.h). Else the blocks one after the other.
   kernels::WeightedOutput chained(const at::Tensor& x, const kernels::OutputWeight& weight);
 
   DilConv first_{nullptr}, second_{nullptr};
