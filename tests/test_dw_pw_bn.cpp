@@ -216,6 +216,29 @@ TEST(DwPwBN, InputMapEqualsTheMappedInput) {
                Error);  // stride 2: not the fused function
 }
 
+// A batch norm without affine parameters normalises in place and keeps its output for the
+// backward instead of z (kernels/fused_batch_norm.h), for the fused block and the 1x1 conv: an
+// in-place change of that output is then refused by autograd, not a wrong gradient; with affine
+// parameters z is kept and the output is the caller's to change.
+TEST(DwPwBN, KeptOutputRefusesInPlaceChanges) {
+  torch::manual_seed(36);
+  const at::Tensor x = laid_out(torch::randn({3, 6, 8, 8}), true);
+  for (bool affine : {false, true}) {
+    DilConv dil(6, 6, 3, 1, 1, 1, affine, KernelBackend::kNative);
+    ReLUConvBN conv(6, 6, 1, 1, 0, affine, KernelBackend::kNative);
+    for (torch::nn::AnyModule op : {torch::nn::AnyModule(dil), torch::nn::AnyModule(conv)}) {
+      const at::Tensor xg = x.clone().requires_grad_(true);
+      at::Tensor y = op.forward<at::Tensor>(xg);
+      y.mul_(2.0);
+      if (affine) {
+        EXPECT_NO_THROW(y.sum().backward());
+      } else {
+        EXPECT_THROW(y.sum().backward(), c10::Error);
+      }
+    }
+  }
+}
+
 TEST(DwPwBN, RefusesWhatItCannotRun) {
   const at::Tensor x = laid_out(torch::randn({2, 4, 5, 5}), true);
   const at::Tensor dw = torch::randn({4, 1, 3, 3}), pw = torch::randn({6, 4, 1, 1});

@@ -29,16 +29,18 @@ struct FusedInputs {
   BlockSumsLinks links;
 };
 
-// The forward: z (the block before its batch norm) is kept for the backward. Weighted, the
-// outputs are z and its map (fused_batch_norm.h), else the block's output.
+// The forward: z (the block before its batch norm) is kept for the backward, or the output
+// normalised in its place (keeps_normalized_output). Weighted, the outputs are z and its map
+// (fused_batch_norm.h), else the block's output.
 variable_list forward_fused(AutogradContext* ctx, const FusedInputs& in) {
   const ChannelAffine affine =
       present(in.input_map) ? ChannelAffine{in.input_map[0], in.input_map[1]} : ChannelAffine{};
   DwPwOutput block = native_dw_pw_forward(in.x, in.dw_weight, in.pw_weight, in.conv,
                                           present(in.input_map) ? &affine : nullptr);
   BatchMoments moments;
+  const bool normalized = !present(in.weight.row) && keeps_normalized_output(in.bn);
   variable_list out = batch_norm_outputs(ctx, block.z, block.mean, block.var, in.bn, in.weight,
-                                         /*keep_z=*/true, &moments);
+                                         /*keep_z=*/!normalized, &moments);
   if (present(in.links.from)) set_link_mean(in.links.from, moments.mean);
   ctx->save_for_backward({in.x, in.dw_weight, in.pw_weight, in.bn.weight, block.z, moments.mean,
                           moments.invstd, in.bn.bias, in.weight.row, in.input_map});
@@ -48,15 +50,17 @@ variable_list forward_fused(AutogradContext* ctx, const FusedInputs& in) {
   ctx->saved_data["dilation"] = in.conv.dilation;
   ctx->saved_data["sums_from"] = in.links.from;
   ctx->saved_data["sums_to"] = in.links.to;
+  ctx->saved_data["normalized"] = normalized;
   return out;
 }
 
-// The map of z's gradient: from the sums the block after left in the link where it made this
-// very gradient, else from a pass over z and gy.
+// The map of z's gradient: from the output kept in z's place, from the sums the block after left
+// in the link where it made this very gradient, else from a pass over z and gy.
 NormalizeBackwardMap backward_map(AutogradContext* ctx, const at::Tensor& z, const at::Tensor& grad,
                                   const at::Tensor& gy, const BatchMoments& moments,
                                   const at::Tensor& bn_weight, const at::Tensor& bn_bias,
                                   const OutputWeight& weight, double* w_grad) {
+  if (ctx->saved_data["normalized"].toBool()) return normalized_output_backward_map(z, gy, moments);
   const at::Tensor link = ctx->saved_data["sums_from"].toTensor();
   if (present(link))
     if (const c10::optional<GradSums> sums = take_grad_sums(link, grad))

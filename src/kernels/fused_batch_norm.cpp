@@ -53,6 +53,28 @@ NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tens
                                 static_cast<double>(z.numel() / z.size(1)));
 }
 
+bool keeps_normalized_output(const BatchNormArgs& bn) {
+  return !present(bn.weight) && !present(bn.bias);
+}
+
+NormalizeBackwardMap normalized_output_backward_map(const at::Tensor& y, const at::Tensor& gy,
+                                                    const BatchMoments& moments) {
+  const int64_t C = y.size(1);
+  const ChannelSums sums = y.scalar_type() == at::kFloat
+                               ? channel_grad_moments<float>(y, gy, std::vector<float>(C, 0.0f))
+                               : channel_grad_moments<double>(y, gy, std::vector<double>(C, 0.0));
+  const double M = static_cast<double>(y.numel() / C);
+  const double* invstd = moments.invstd.data_ptr<double>();
+  NormalizeBackwardMap map{std::vector<double>(C), std::vector<double>(C), std::vector<double>(C),
+                           sums.second, sums.first};
+  for (int64_t c = 0; c < C; ++c) {
+    map.a[c] = invstd[c];
+    map.b[c] = -invstd[c] * sums.second[c] / M;
+    map.c0[c] = -invstd[c] * sums.first[c] / M;
+  }
+  return map;
+}
+
 OutputWeight unit_output_weight(const at::Tensor& like) {
   return {at::ones({1}, like.options()), 0};
 }

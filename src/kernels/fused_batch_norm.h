@@ -49,6 +49,18 @@ at::Tensor normalize_with_moments(at::Tensor& z, const at::Tensor& mean, const a
 NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tensor& gy,
                                              const BatchMoments& moments, const at::Tensor& weight);
 
+// Whether a plain output's batch norm is normalised in place and its output y kept for the
+// backward instead of z: where it has no affine parameters (the supernet's), y = (z - mean) *
+// invstd gives z's gradient map as z does, and writing y into a tensor of its own would cost a
+// pass more (its cache lines are read before they are overwritten) and the memory of both.
+bool keeps_normalized_output(const BatchNormArgs& bn);
+
+// The map of z's gradient in terms of that y (z's layout; either layout): with the gradient gy
+// of y and M values per channel, gz = invstd (gy - sum gy / M - y sum gy y / M), a = invstd,
+// b = -invstd sum gy y / M and c0 = -invstd sum gy / M applied to y in z's place.
+NormalizeBackwardMap normalized_output_backward_map(const at::Tensor& y, const at::Tensor& gy,
+                                                    const BatchMoments& moments);
+
 // An op's output weighed in a supernet node's sum (nets/mixed_op.h): the op stands for the value
 // w * bn(z), w = row[index], and gives the sum z and bn's map (2, C: scale[c], offset[c], in z's
 // dtype) instead of bn(z): the normalising pass is the sum's own. The sum weighs the mapped z by

@@ -97,7 +97,9 @@ void conv_with_moments(const ChannelRows<T>& x, int64_t P, std::vector<HeadOutpu
         heads[h].var);
 }
 
-// The forward; with ctx null (no autograd) each z is normalised in place and nothing is saved.
+// The forward; with ctx null (no autograd) each z is normalised in place and nothing is saved,
+// with autograd so is each z whose batch norm keeps its output (keeps_normalized_output), and
+// the output is saved in z's place.
 template <typename T>
 variable_list forward_typed(AutogradContext* ctx, const FusedInputs& in) {
   const at::Tensor& x = in.parts[0];  // for the batch, size and options
@@ -112,11 +114,13 @@ variable_list forward_typed(AutogradContext* ctx, const FusedInputs& in) {
   conv_with_moments<T>(ChannelRows<T>(in.parts, in.relu, kRun, nhwc_table<T>().gather_channels),
                        pixels_of(x), outputs);
   variable_list ys, saved = in.parts;
+  std::vector<bool> normalized;
   for (size_t h = 0; h < in.heads.size(); ++h) {
     BatchMoments moments;
     HeadOutput& o = outputs[h];
-    ys.push_back(
-        normalize_with_moments(o.z, o.mean, o.var, in.heads[h].bn, ctx != nullptr, &moments));
+    normalized.push_back(ctx && keeps_normalized_output(in.heads[h].bn));
+    ys.push_back(normalize_with_moments(o.z, o.mean, o.var, in.heads[h].bn,
+                                        ctx != nullptr && !normalized[h], &moments));
     const Head& head = in.heads[h];
     saved.insert(saved.end(),
                  {head.conv_weight, head.bn.weight, o.z, moments.mean, moments.invstd});
@@ -125,6 +129,8 @@ variable_list forward_typed(AutogradContext* ctx, const FusedInputs& in) {
     ctx->save_for_backward(saved);
     ctx->saved_data["relu"] = in.relu;
     ctx->saved_data["parts"] = static_cast<int64_t>(in.parts.size());
+    for (size_t h = 0; h < in.heads.size(); ++h)
+      ctx->saved_data["normalized" + std::to_string(h)] = static_cast<bool>(normalized[h]);
   }
   return ys;
 }
@@ -174,7 +180,11 @@ variable_list backward_typed(AutogradContext* ctx, const variable_list& grads) {
     g.bn_weight = head_saved[1];
     g.z = head_saved[2];
     g.gy = grads[h].contiguous(at::MemoryFormat::ChannelsLast);
-    g.map = batch_norm_backward_map(g.z, g.gy, {head_saved[3], head_saved[4]}, g.bn_weight);
+    const BatchMoments moments{head_saved[3], head_saved[4]};
+    // z or, normalised in its place, the output (keeps_normalized_output).
+    g.map = ctx->saved_data["normalized" + std::to_string(h)].toBool()
+                ? normalized_output_backward_map(g.z, g.gy, moments)
+                : batch_norm_backward_map(g.z, g.gy, moments, g.bn_weight);
     g.a = values_of<T>(g.map.a);
     g.b = values_of<T>(g.map.b);
     g.c0 = values_of<T>(g.map.c0);
