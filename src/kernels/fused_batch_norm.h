@@ -50,7 +50,7 @@ NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tens
                                              const BatchMoments& moments, const at::Tensor& weight);
 
 // Whether a plain output's batch norm is normalised in place and its output y kept for the
-// backward instead of z: where it has no affine parameters (the supernet's), y = (z - mean) *
+// backward instead of z: where it has no affine parameters (the supernet's ops'), y = (z - mean) *
 // invstd gives z's gradient map as z does, and writing y into a tensor of its own would cost a
 // pass more (its cache lines are read before they are overwritten) and the memory of both.
 bool keeps_normalized_output(const BatchNormArgs& bn);
