@@ -3,6 +3,7 @@
 // stay in registers while the inputs stream past.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/simd_generic.h"
 
@@ -227,11 +228,6 @@ struct PixelGrid {
   int64_t rows, cols, x_row, x_pixel, gy_row, gy_pixel;
 };
 
-template <bool B>
-struct WholeRows {
-  static constexpr bool value = B;
-};
-
 // gw[o, i] += sum over the grid's pixels of gy[o] a(x[i]), kRows output rows of gw at a time,
 // each row's block of inputs accumulated in registers over all the pixels. AVX-512's 32
 // registers take 16 rows: at 16 inputs (one vector) 4 rows were 4 chains of dependent FMAs, half
@@ -274,9 +270,9 @@ void grid_wgrad(const T* x, const T* gy, T* gw, int64_t inputs, int64_t outputs,
     };
     for_channel_blocks<T>(inputs, [&](auto blk, int64_t i0) {
       if (rows == kRows) {
-        row_block(WholeRows<true>{}, blk, i0);
+        row_block(std::true_type{}, blk, i0);
       } else {
-        row_block(WholeRows<false>{}, blk, i0);
+        row_block(std::false_type{}, blk, i0);
       }
     });
   }
