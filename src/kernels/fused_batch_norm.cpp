@@ -41,13 +41,21 @@ at::Tensor normalize_with_moments(at::Tensor& z, const at::Tensor& mean, const a
   return y;
 }
 
+namespace {
+
+// Sums of gy and of gy * (z - shift) per channel, shift a double tensor of one value per channel.
+ChannelSums grad_sums_around(const at::Tensor& z, const at::Tensor& gy, const at::Tensor& shift) {
+  return z.scalar_type() == at::kFloat
+             ? channel_grad_moments<float>(z, gy, values_of<float>(shift))
+             : channel_grad_moments<double>(z, gy, values_of<double>(shift));
+}
+
+}  // namespace
+
 NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tensor& gy,
                                              const BatchMoments& moments,
                                              const at::Tensor& weight) {
-  const ChannelSums sums =
-      z.scalar_type() == at::kFloat
-          ? channel_grad_moments<float>(z, gy, values_of<float>(moments.mean))
-          : channel_grad_moments<double>(z, gy, values_of<double>(moments.mean));
+  const ChannelSums sums = grad_sums_around(z, gy, moments.mean);
   return normalize_backward_map(sums.first, sums.second, weight, moments.mean.data_ptr<double>(),
                                 moments.invstd.data_ptr<double>(),
                                 static_cast<double>(z.numel() / z.size(1)));
@@ -60,9 +68,7 @@ bool keeps_normalized_output(const BatchNormArgs& bn) {
 NormalizeBackwardMap normalized_output_backward_map(const at::Tensor& y, const at::Tensor& gy,
                                                     const BatchMoments& moments) {
   const int64_t C = y.size(1);
-  const ChannelSums sums = y.scalar_type() == at::kFloat
-                               ? channel_grad_moments<float>(y, gy, std::vector<float>(C, 0.0f))
-                               : channel_grad_moments<double>(y, gy, std::vector<double>(C, 0.0));
+  const ChannelSums sums = grad_sums_around(y, gy, at::zeros({C}, at::kDouble));
   const double M = static_cast<double>(y.numel() / C);
   const double* invstd = moments.invstd.data_ptr<double>();
   NormalizeBackwardMap map{std::vector<double>(C), std::vector<double>(C), std::vector<double>(C),
