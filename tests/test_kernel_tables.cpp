@@ -96,11 +96,13 @@ void expect_nhwc_table_matches_portable(const kernels::NhwcKernels<float>& fast)
   const std::vector<std::vector<int64_t>> convs = {{5, 2, 2}, {3, 1, 1}, {5, 1, 2}};
   for (int64_t C : {int64_t{5}, int64_t{16}, int64_t{24}, int64_t{27}, int64_t{32}}) {
     // 1x1 convs of 11 pixels (tiles of 4 and a remainder) to one vector of outputs, where AVX-512
-    // holds 16 inputs' weights in registers (C = 32: the sums carried through y), and their
-    // weight gradients, 16 output rows at a time (24 outputs: a partial group of rows).
+    // holds 16 inputs' weights in registers (C = 32: the sums carried through y), also through a
+    // gate (applied after the last chunk of inputs) and streamed, and their weight gradients, 16
+    // output rows at a time (24 outputs: a partial group of rows).
     for (int64_t outputs : {int64_t{16}, int64_t{24}}) {
       const at::Tensor px = torch::randn({11, C}), pwo = torch::randn({C, outputs});
-      const at::Tensor pgy = torch::randn({11, outputs});
+      const at::Tensor pgy = torch::randn({11, outputs}), gate = torch::randn({11, outputs});
+      const at::Tensor gated = at::where(gate > 0, px.mm(pwo), at::zeros({}));
       at::Tensor py[2], pgw[2];
       for (int t = 0; t < 2; ++t) {
         const auto& table = t == 0 ? fast : plain;
@@ -109,6 +111,17 @@ void expect_nhwc_table_matches_portable(const kernels::NhwcKernels<float>& fast)
                         outputs, 0, 11, /*relu_x=*/false, nullptr);
         table.pointwise_wgrad(px.data_ptr<float>(), pgy.data_ptr<float>(), pgw[t].data_ptr<float>(),
                               C, outputs, 0, 11, /*relu_x=*/false);
+        at::Tensor plain_gated = torch::empty({11, outputs}),
+                   streamed = torch::empty({11, outputs});
+        table.pointwise(px.data_ptr<float>(), pwo.data_ptr<float>(), plain_gated.data_ptr<float>(),
+                        C, outputs, 0, 11, false, gate.data_ptr<float>());
+        table.pointwise_streamed(px.data_ptr<float>(), pwo.data_ptr<float>(),
+                                 streamed.data_ptr<float>(), C, outputs, 0, 11, false,
+                                 gate.data_ptr<float>());
+        EXPECT_LE(relative_error(plain_gated, gated), 1e-5) << "C " << C << " gated " << outputs;
+        // Not to the bit: the two are separate instantiations, and GCC fuses multiply-adds in each.
+        EXPECT_LE(relative_error(streamed, plain_gated), 1e-6)
+            << "C " << C << " streamed " << outputs;
       }
       EXPECT_LE(relative_error(py[0], py[1]), 1e-5) << "C " << C << " 1x1 to " << outputs;
       EXPECT_LE(relative_error(pgw[0], pgw[1]), 1e-5) << "C " << C << " 1x1 wgrad " << outputs;
