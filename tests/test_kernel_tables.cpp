@@ -119,7 +119,7 @@ void expect_nhwc_table_matches_portable(const kernels::NhwcKernels<float>& fast)
                                  streamed.data_ptr<float>(), C, outputs, 0, 11, false,
                                  gate.data_ptr<float>());
         EXPECT_LE(relative_error(plain_gated, gated), 1e-5) << "C " << C << " gated " << outputs;
-        // Not to the bit: the two are separate instantiations, and GCC fuses multiply-adds in each.
+        // Not to the bit: separate instantiations, where GCC fused different multiply-adds.
         EXPECT_LE(relative_error(streamed, plain_gated), 1e-6)
             << "C " << C << " streamed " << outputs;
       }
