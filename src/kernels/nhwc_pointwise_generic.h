@@ -65,7 +65,7 @@ struct PixelCount {
 // throughput at 16 outputs, this at 90-95 % (measured: 16 and 64 inputs). Every output sums its
 // inputs in the same order as the tiles. The gate applies after the last chunk, and where one
 // chunk makes the outputs they can be streamed: the 1x1 conv + batch norm's input gradient of 16
-// channels took 3-4 % less of its forward and backward than on the tiles (alternating runs).
+// channels took 2-4 % less of its forward and backward than on the tiles (alternating runs).
 constexpr int64_t kHeldChunk = 16;
 
 template <typename T>
