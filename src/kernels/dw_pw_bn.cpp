@@ -119,9 +119,8 @@ variable_list backward_typed(AutogradContext* ctx, const at::Tensor& grad) {
   at_zero.in_offset = in_offset.empty() ? nullptr : in_offset.data();
   // The sums of the block before (grad_sums_link.h), per sample: sample order on any threads.
   const at::Tensor sums_to = ctx->saved_data["sums_to"].toTensor();
-  const std::vector<double> link_shift =
-      present(sums_to) && want_x ? link_mean(sums_to) : std::vector<double>();
-  const std::vector<T> shift(link_shift.begin(), link_shift.end());
+  const std::vector<T> shift =
+      values_of<T>(present(sums_to) && want_x ? link_mean(sums_to) : std::vector<double>());
   std::vector<double> sums(shift.empty() ? 0 : 2 * N * C, 0.0);
   const int64_t scratch = nhwc_block_backward_scratch_elements(g, C, outputs);
   for_each_sample<T>(N, scratch, [&](int64_t n, T* scratch_memory) {
