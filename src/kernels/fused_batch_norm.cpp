@@ -43,8 +43,9 @@ at::Tensor normalize_with_moments(at::Tensor& z, const at::Tensor& mean, const a
 
 namespace {
 
-// Sums of gy and of gy * (z - shift) per channel, shift a double tensor of one value per channel.
-ChannelSums grad_sums_around(const at::Tensor& z, const at::Tensor& gy, const at::Tensor& shift) {
+// Sums of gy and of gy * (z - shift) per channel, one shift per channel.
+ChannelSums grad_sums_around(const at::Tensor& z, const at::Tensor& gy,
+                             const std::vector<double>& shift) {
   return z.scalar_type() == at::kFloat
              ? channel_grad_moments<float>(z, gy, values_of<float>(shift))
              : channel_grad_moments<double>(z, gy, values_of<double>(shift));
@@ -55,7 +56,7 @@ ChannelSums grad_sums_around(const at::Tensor& z, const at::Tensor& gy, const at
 NormalizeBackwardMap batch_norm_backward_map(const at::Tensor& z, const at::Tensor& gy,
                                              const BatchMoments& moments,
                                              const at::Tensor& weight) {
-  const ChannelSums sums = grad_sums_around(z, gy, moments.mean);
+  const ChannelSums sums = grad_sums_around(z, gy, values_of<double>(moments.mean));
   return normalize_backward_map(sums.first, sums.second, weight, moments.mean.data_ptr<double>(),
                                 moments.invstd.data_ptr<double>(),
                                 static_cast<double>(z.numel() / z.size(1)));
@@ -68,7 +69,7 @@ bool keeps_normalized_output(const BatchNormArgs& bn) {
 NormalizeBackwardMap normalized_output_backward_map(const at::Tensor& y, const at::Tensor& gy,
                                                     const BatchMoments& moments) {
   const int64_t C = y.size(1);
-  const ChannelSums sums = grad_sums_around(y, gy, at::zeros({C}, at::kDouble));
+  const ChannelSums sums = grad_sums_around(y, gy, std::vector<double>(C, 0.0));
   const double M = static_cast<double>(y.numel() / C);
   const double* invstd = moments.invstd.data_ptr<double>();
   NormalizeBackwardMap map{std::vector<double>(C), std::vector<double>(C), std::vector<double>(C),
